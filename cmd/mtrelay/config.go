@@ -1,0 +1,124 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config is the whole relay configuration: one struct that flows into the components.
+type Config struct {
+	RTMPAddr  string
+	HTTPAddr  string
+	LogLevel  string
+	LogFormat string
+
+	// RTMP
+	ChunkSize        uint
+	HandshakeTimeout time.Duration
+	IdleTimeout      time.Duration
+	WriteTimeout     time.Duration
+	MaxMessageSize   uint
+	MaxConns         int
+
+	// Hub
+	QueuePackets  int
+	QueueBytes    int
+	QueueDuration time.Duration
+	SlowGrace     time.Duration
+	GOPFrames     int
+	GOPBytes      int
+	PlayWait      time.Duration
+
+	ShutdownTimeout time.Duration
+}
+
+// envName turns a flag name into its environment variable: rtmp-addr → MTRELAY_RTMP_ADDR.
+func envName(flagName string) string {
+	return "MTRELAY_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// newFlagSet declares every flag on fs, bound to cfg with defaults.
+func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("mtrelay", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&cfg.RTMPAddr, "rtmp-addr", ":1935", "RTMP listen address")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", ":8080", "HTTP listen address (API, RTMPT, playback)")
+	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug|info|warn|error")
+	fs.StringVar(&cfg.LogFormat, "log-format", "", "log format: console|json (default: console on a terminal, json otherwise)")
+
+	fs.UintVar(&cfg.ChunkSize, "chunk-size", 4096, "outgoing RTMP chunk size")
+	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", 10*time.Second, "RTMP handshake timeout")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 30*time.Second, "close a non-playing connection (idle publisher) silent for this long")
+	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", 10*time.Second, "close a player whose writes make no progress for this long")
+	fs.UintVar(&cfg.MaxMessageSize, "max-message-size", 8<<20, "largest RTMP message accepted from a peer, bytes")
+	fs.IntVar(&cfg.MaxConns, "max-conns", 4096, "maximum concurrent RTMP connections (TCP and tunnelled)")
+
+	fs.IntVar(&cfg.QueuePackets, "queue-packets", 2048, "per-player queue capacity, packets")
+	fs.IntVar(&cfg.QueueBytes, "queue-bytes", 16<<20, "per-player queue capacity, bytes")
+	fs.DurationVar(&cfg.QueueDuration, "queue-duration", 10*time.Second, "per-player queue capacity, media time")
+	fs.DurationVar(&cfg.SlowGrace, "slow-grace", 10*time.Second, "disconnect a player that stays behind this long")
+	fs.IntVar(&cfg.GOPFrames, "gop-frames", 2048, "GOP cache cap, packets")
+	fs.IntVar(&cfg.GOPBytes, "gop-bytes", 16<<20, "GOP cache cap, bytes")
+	fs.DurationVar(&cfg.PlayWait, "play-wait", 30*time.Second, "how long a player waits for a publisher")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 4*time.Second, "how long shutdown waits for connections to drain")
+
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: mtrelay [flags]\n\nEvery flag can also be set with an environment variable MTRELAY_<NAME>,\ne.g. MTRELAY_RTMP_ADDR for --rtmp-addr. Precedence: flag > env > default.\n\nFlags:\n")
+		fs.VisitAll(func(f *flag.Flag) {
+			fmt.Fprintf(out, "  --%s (env %s, default %q)\n    \t%s\n", f.Name, envName(f.Name), f.DefValue, f.Usage)
+		})
+	}
+	return fs
+}
+
+// parseConfig reads flags from args and MTRELAY_* variables from env (flag > env > default).
+func parseConfig(args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	var cfg Config
+	fs := newFlagSet(&cfg, out)
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if err != nil || set[f.Name] {
+			return
+		}
+		if v := getenv(envName(f.Name)); v != "" {
+			if e := f.Value.Set(v); e != nil {
+				err = fmt.Errorf("%s=%q: %w", envName(f.Name), v, e)
+			}
+		}
+	})
+	if err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.validate()
+}
+
+func (c *Config) validate() error {
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("--log-level %q: want debug|info|warn|error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "", "console", "json":
+	default:
+		return fmt.Errorf("--log-format %q: want console|json", c.LogFormat)
+	}
+	if c.RTMPAddr == "" || c.HTTPAddr == "" {
+		return fmt.Errorf("--rtmp-addr and --http-addr must not be empty")
+	}
+	return nil
+}
+
+var _ = os.Getenv

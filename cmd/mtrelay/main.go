@@ -1,0 +1,76 @@
+// Command mtrelay is a single-process live media relay: RTMP and RTMPT in, RTMP, RTMPT
+// and HTTP out, through one in-memory fan-out hub.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+func main() {
+	os.Exit(realMain(os.Args[1:], os.Getenv, os.Stderr))
+}
+
+func realMain(args []string, getenv func(string) string, stderr io.Writer) int {
+	cfg, err := parseConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "mtrelay: %v\n", err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var lc net.ListenConfig
+	rtmpLn, err := lc.Listen(ctx, "tcp", cfg.RTMPAddr)
+	if err != nil {
+		log.Error().Err(err).Msg("cannot listen for RTMP")
+		return 1
+	}
+	httpLn, err := lc.Listen(ctx, "tcp", cfg.HTTPAddr)
+	if err != nil {
+		rtmpLn.Close()
+		log.Error().Err(err).Msg("cannot listen for HTTP")
+		return 1
+	}
+	if err := run(ctx, cfg, log, listeners{rtmp: rtmpLn, http: httpLn}); err != nil {
+		log.Error().Err(err).Msg("relay failed")
+		return 1
+	}
+	return 0
+}
+
+// newLogger makes the root logger: console output on a terminal, JSON otherwise,
+// unless --log-format says which.
+func newLogger(cfg Config, w io.Writer) zerolog.Logger {
+	format := cfg.LogFormat
+	if format == "" {
+		format = "json"
+		if f, ok := w.(*os.File); ok {
+			if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+				format = "console"
+			}
+		}
+	}
+	if format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	}
+	lvl, err := zerolog.ParseLevel(cfg.LogLevel)
+	if err != nil {
+		lvl = zerolog.InfoLevel
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}

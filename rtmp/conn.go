@@ -1,0 +1,545 @@
+package rtmp
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mtrelay/mtrelay/relay"
+	"github.com/mtrelay/mtrelay/rtmp/chunk"
+)
+
+// Chunk stream ids of what the server sends. Every message is written whole with a
+// type 0 first chunk, so the choice only mirrors common practice (ffmpeg, nginx-rtmp).
+const (
+	csidControl = 2
+	csidCommand = 3
+	csidAudio   = 4
+	csidData    = 5
+	csidVideo   = 6
+)
+
+// maxStreamsPerConn caps createStream per connection.
+const maxStreamsPerConn = 16
+
+// conn is one RTMP connection. Its run goroutine is the only reader; its writer
+// goroutine is the only writer of nc once the handshake is done.
+type conn struct {
+	srv      *Server  // immutable
+	nc       net.Conn // immutable; closed by run's exit, Server.Close, eviction, writer errors
+	id       uint64   // immutable
+	remote   string   // immutable
+	protocol string   // immutable: rtmp, rtmps, rtmpt, rtmpts
+	log      zerolog.Logger
+	start    time.Time
+	w        *writer // immutable after handshake
+
+	// Owned by run.
+	br         *bufio.Reader
+	cr         *chunk.Reader
+	app        string
+	tcURL      string
+	connected  bool
+	nextSID    uint32
+	streams    map[uint32]*netStream
+	peerWindow uint32 // ack window asked by the peer
+	lastAck    uint64
+	scratch    []byte
+}
+
+// netStream is one message stream made by createStream. Owned by conn.run.
+type netStream struct {
+	id     uint32
+	pub    *relay.Publisher
+	key    string
+	since  time.Time
+	bytes  int64
+	ts     tsUnwrapper
+	play   bool
+	haveTS bool
+}
+
+// tsUnwrapper turns 32-bit RTMP timestamps into a 64-bit clock. Deltas are taken as
+// signed 32-bit so audio and video arriving slightly out of order do not jump 49 days.
+type tsUnwrapper struct {
+	started bool
+	last    uint32
+	ext     int64
+}
+
+func (u *tsUnwrapper) unwrap(ts uint32) int64 {
+	if !u.started {
+		u.started, u.last, u.ext = true, ts, int64(ts)
+		return u.ext
+	}
+	u.ext += int64(int32(ts - u.last))
+	u.last = ts
+	return u.ext
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	c := &conn{
+		srv:        s,
+		nc:         nc,
+		id:         s.nextID.Add(1),
+		remote:     nc.RemoteAddr().String(),
+		protocol:   protocolOf(nc),
+		start:      time.Now(),
+		streams:    make(map[uint32]*netStream),
+		peerWindow: 2500000,
+	}
+	c.log = s.log.With().Uint64("conn", c.id).Str("remote", c.remote).Str("protocol", c.protocol).Logger()
+	return c
+}
+
+func protocolOf(nc net.Conn) string {
+	if p, ok := nc.(interface{ Protocol() string }); ok {
+		return p.Protocol()
+	}
+	if _, ok := nc.(*tls.Conn); ok {
+		return "rtmps"
+	}
+	return "rtmp"
+}
+
+// run serves the connection and logs one line when it ends.
+func (c *conn) run(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { c.nc.Close() })
+	defer stop()
+
+	err := c.serve(ctx)
+
+	cancel()
+	c.nc.Close()
+	var out int64
+	if c.w != nil {
+		<-c.w.done
+		out = c.w.bytesOut.Load()
+		if werr := c.w.err; werr != nil && !isClosing(werr) {
+			err = werr // the writer's reason (slow player, write timeout) explains the close
+		}
+	}
+	c.endAll("connection closed")
+	var in uint64
+	if c.cr != nil {
+		in = c.cr.BytesRead()
+	}
+	ev := c.log.Info()
+	if err != nil && !isClosing(err) {
+		ev = c.log.Warn()
+	}
+	reason := "client closed"
+	if err != nil && !errors.Is(err, io.EOF) {
+		reason = err.Error()
+	}
+	ev.Str("app", c.app).Uint64("bytes_in", in).Int64("bytes_out", out).
+		Dur("duration", time.Since(c.start)).Str("reason", reason).Msg("close")
+}
+
+// isClosing reports errors that are the normal end of a connection.
+func isClosing(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, relay.ErrClosed)
+}
+
+func (c *conn) serve(ctx context.Context) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error().Str("panic", fmt.Sprint(r)).Bytes("stack", debug.Stack()).Msg("panic serving connection")
+			err = fmt.Errorf("%w: panic: %v", errProtocol, r)
+		}
+	}()
+	cfg := &c.srv.cfg
+	c.br = bufio.NewReaderSize(c.nc, 16<<10)
+	c.nc.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
+	if err := serverHandshake(struct {
+		io.Reader
+		io.Writer
+	}{c.br, c.nc}, time.Now()); err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	c.nc.SetDeadline(time.Time{})
+	c.cr = chunk.NewReader(c.br, chunk.ReaderConfig{MaxMessageSize: cfg.MaxMessageSize})
+	c.w = newWriter(c)
+	go c.w.run(ctx)
+
+	for {
+		if c.w.playing() {
+			c.nc.SetReadDeadline(time.Time{})
+		} else {
+			c.nc.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
+		}
+		m, err := c.cr.ReadMessage()
+		if err != nil {
+			if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+				return fmt.Errorf("idle for %s: %w", cfg.IdleTimeout, err)
+			}
+			return fmt.Errorf("read: %w", err)
+		}
+		if err := c.handle(m); err != nil {
+			return err
+		}
+		if read := c.cr.BytesRead(); c.peerWindow > 0 && read-c.lastAck >= uint64(c.peerWindow) {
+			c.lastAck = read
+			c.sendControl(typeAck, be32(uint32(read)))
+		}
+	}
+}
+
+func be32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
+
+func (c *conn) handle(m *chunk.Message) error {
+	switch m.TypeID {
+	case typeSetChunkSize, typeAbort, typeAck, typeSetPeerBW:
+		// Chunk size and abort are applied by the chunk reader; acks and peer
+		// bandwidth need no action from a relay.
+	case typeWindowAckSize:
+		if len(m.Payload) >= 4 {
+			c.peerWindow = binary.BigEndian.Uint32(m.Payload)
+		}
+	case typeUserControl:
+		if len(m.Payload) >= 6 && binary.BigEndian.Uint16(m.Payload) == userControlPingReq {
+			c.sendControl(typeUserControl, append([]byte{0, userControlPingRes}, m.Payload[2:6]...))
+		}
+	case typeAudio, typeVideo:
+		c.onMedia(m)
+	case typeDataAMF0:
+		return c.onData(m, m.Payload)
+	case typeDataAMF3:
+		if len(m.Payload) > 0 && m.Payload[0] == 0 {
+			return c.onData(m, m.Payload[1:])
+		}
+		return c.onData(m, m.Payload)
+	case typeCommandAMF0:
+		return c.onCommand(m, m.Payload)
+	case typeCommandAMF3:
+		// Flash clients with objectEncoding 3 send AMF0 commands behind a 0x00 format byte.
+		if len(m.Payload) > 0 && m.Payload[0] == 0 {
+			return c.onCommand(m, m.Payload[1:])
+		}
+		return fmt.Errorf("%w: AMF3-encoded command is not supported", errProtocol)
+	default:
+		// Shared objects (16, 19), aggregates (22) and unknown types are ignored rather
+		// than fatal (go-rtmp closes the connection on them).
+		c.log.Debug().Uint8("type", m.TypeID).Int("len", len(m.Payload)).Msg("ignored message type")
+	}
+	return nil
+}
+
+// onMedia publishes an audio or video message.
+func (c *conn) onMedia(m *chunk.Message) {
+	ns := c.streams[m.StreamID]
+	if ns == nil || ns.pub == nil || len(m.Payload) == 0 {
+		return
+	}
+	pkt := &relay.Packet{Timestamp: ns.ts.unwrap(m.Timestamp), Payload: m.Payload}
+	if m.TypeID == typeVideo {
+		pkt.Kind = relay.KindVideo
+		pkt.Keyframe, pkt.SeqHeader = videoFlags(m.Payload)
+		if pkt.SeqHeader {
+			ns.pub.SetMediaInfo(relay.MediaInfo{VideoCodec: videoCodecName(m.Payload)})
+		}
+	} else {
+		pkt.Kind = relay.KindAudio
+		pkt.SeqHeader = audioSeqHeader(m.Payload)
+		if pkt.SeqHeader {
+			ns.pub.SetMediaInfo(relay.MediaInfo{AudioCodec: audioCodecName(m.Payload)})
+		}
+	}
+	ns.bytes += int64(len(m.Payload))
+	ns.pub.WritePacket(pkt)
+}
+
+// onData handles data messages: "@setDataFrame", "onMetaData", {...} from publishers.
+// The "@setDataFrame" name is stripped and the rest is kept byte for byte.
+func (c *conn) onData(m *chunk.Message, body []byte) error {
+	ns := c.streams[m.StreamID]
+	if ns == nil || ns.pub == nil {
+		return nil
+	}
+	vals, err := decodeAMF0(body)
+	if err != nil {
+		return fmt.Errorf("data message: %w", err)
+	}
+	if len(vals) > 0 && amfStr(vals[0]) == "@setDataFrame" {
+		n, _ := amfValueLen(body, 0)
+		body, vals = body[n:], vals[1:]
+	}
+	if len(vals) == 0 || amfStr(vals[0]) != "onMetaData" {
+		c.log.Debug().Str("name", amfStr(firstOr(vals))).Msg("ignored data message")
+		return nil
+	}
+	ns.pub.SetMediaInfo(metadataInfo(vals[1:]))
+	ns.pub.WritePacket(&relay.Packet{Kind: relay.KindMetadata, Timestamp: ns.ts.unwrap(m.Timestamp), Payload: body})
+	return nil
+}
+
+func firstOr(v []any) any {
+	if len(v) == 0 {
+		return nil
+	}
+	return v[0]
+}
+
+// status is an onStatus info object (RTMP 1.0 §7.2.2). Field order is kept on the wire.
+type status struct {
+	Level       string `amf0:"level"`
+	Code        string `amf0:"code"`
+	Description string `amf0:"description"`
+}
+
+type connectProps struct {
+	FMSVer       string  `amf0:"fmsVer"`
+	Capabilities float64 `amf0:"capabilities"`
+	Mode         float64 `amf0:"mode"`
+}
+
+type connectInfo struct {
+	Level          string  `amf0:"level"`
+	Code           string  `amf0:"code"`
+	Description    string  `amf0:"description"`
+	ObjectEncoding float64 `amf0:"objectEncoding"`
+}
+
+// onCommand handles an AMF0 command (RTMP 1.0 §7.2; rtmp-interop.md for what OBS and
+// ffmpeg send and expect).
+func (c *conn) onCommand(m *chunk.Message, body []byte) error {
+	vals, err := decodeAMF0(body)
+	if err != nil {
+		return fmt.Errorf("command: %w", err)
+	}
+	if len(vals) < 2 {
+		return fmt.Errorf("%w: command with %d values", errProtocol, len(vals))
+	}
+	name := amfStr(vals[0])
+	txn := amfNum(vals[1])
+	if math.IsNaN(txn) {
+		txn = 0
+	}
+	args := vals[2:]
+	arg := func(i int) any {
+		if i < len(args) {
+			return args[i]
+		}
+		return nil
+	}
+	if !c.connected && name != "connect" {
+		return fmt.Errorf("%w: %q before connect", errProtocol, name)
+	}
+	switch name {
+	case "connect":
+		return c.onConnect(txn, amfProps(arg(0)))
+	case "createStream":
+		if len(c.streams) >= maxStreamsPerConn {
+			c.sendCommand(0, "_error", txn, nil, status{"error", "NetConnection.Call.Failed", "too many streams"})
+			return nil
+		}
+		c.nextSID++
+		c.streams[c.nextSID] = &netStream{id: c.nextSID}
+		c.sendCommand(0, "_result", txn, nil, float64(c.nextSID))
+	case "releaseStream", "_checkbw", "_result", "_error", "onStatus", "receiveAudio", "receiveVideo", "onBWDone":
+		// Nothing to answer.
+	case "FCPublish":
+		c.sendCommand(0, "onFCPublish", 0, nil, status{"status", "NetStream.Publish.Start", "FCPublish " + amfStr(arg(1))})
+	case "publish":
+		c.onPublish(m.StreamID, amfStr(arg(1)), amfStr(arg(2)))
+	case "play":
+		c.onPlay(m.StreamID, amfStr(arg(1)))
+	case "getStreamLength":
+		c.sendCommand(0, "_result", txn, nil, float64(0))
+	case "FCUnpublish":
+		for _, ns := range c.streams {
+			if ns.pub != nil && strings.HasSuffix(ns.key, "/"+stripQuery(amfStr(arg(1)))) {
+				c.endStream(ns, "FCUnpublish")
+			}
+		}
+		c.sendCommand(0, "onFCUnpublish", 0, nil, status{"status", "NetStream.Unpublish.Success", "FCUnpublish"})
+	case "deleteStream":
+		if f := amfNum(arg(1)); !math.IsNaN(f) && f >= 0 && f <= math.MaxUint32 {
+			if ns := c.streams[uint32(f)]; ns != nil {
+				c.endStream(ns, "deleteStream")
+				delete(c.streams, ns.id)
+			}
+		}
+	case "closeStream":
+		if ns := c.streams[m.StreamID]; ns != nil {
+			c.endStream(ns, "closeStream")
+		}
+	default:
+		c.log.Debug().Str("command", name).Msg("unknown command")
+		if txn != 0 {
+			c.sendCommand(0, "_error", txn, nil, status{"error", "NetConnection.Call.Failed", "unknown command " + name})
+		}
+	}
+	return nil
+}
+
+func stripQuery(name string) string {
+	if i := strings.IndexByte(name, '?'); i >= 0 {
+		return name[:i]
+	}
+	return name
+}
+
+func (c *conn) onConnect(txn float64, props map[string]any) error {
+	if c.connected {
+		return fmt.Errorf("%w: second connect", errProtocol)
+	}
+	app := strings.Trim(stripQuery(amfStr(props["app"])), "/")
+	c.tcURL = amfStr(props["tcUrl"])
+	if app == "" || strings.ContainsAny(app, "/\x00") || len(app) > 128 {
+		c.sendCommand(0, "_error", txn, nil, status{"error", "NetConnection.Connect.InvalidApp", "invalid app name"})
+		return fmt.Errorf("%w: invalid app %q", errProtocol, app)
+	}
+	c.app = app
+	c.connected = true
+	enc := float64(0)
+	if f := amfNum(props["objectEncoding"]); f == 3 {
+		enc = 0 // we speak AMF0 only; answering 0 tells Flash clients so
+	}
+	cs := c.srv.cfg.ChunkSize
+	c.sendControl(typeSetChunkSize, be32(cs))
+	c.sendControl(typeWindowAckSize, be32(c.srv.cfg.AckWindow))
+	c.sendControl(typeSetPeerBW, append(be32(c.srv.cfg.AckWindow), 2))
+	c.sendCommand(0, "_result", txn,
+		connectProps{FMSVer: "FMS/3,0,1,123", Capabilities: 31, Mode: 1},
+		connectInfo{Level: "status", Code: "NetConnection.Connect.Success", Description: "Connection succeeded.", ObjectEncoding: enc})
+	c.sendCommand(0, "onBWDone", 0, nil)
+	c.log.Info().Str("app", app).Str("tc_url", redactURL(c.tcURL)).Str("flash_ver", amfStr(props["flashVer"])).Msg("connect")
+	return nil
+}
+
+// redactURL drops the query of a URL for logs (stream keys live there).
+func redactURL(u string) string { return stripQuery(u) }
+
+func (c *conn) stream(sid uint32) *netStream {
+	ns := c.streams[sid]
+	if ns == nil && len(c.streams) < maxStreamsPerConn {
+		// Some clients publish on a stream id they never created; accept it.
+		ns = &netStream{id: sid}
+		c.streams[sid] = ns
+	}
+	return ns
+}
+
+func (c *conn) onPublish(sid uint32, name, typ string) {
+	ns := c.stream(sid)
+	key, query := relay.Key(c.app, name)
+	if ns == nil || ns.pub != nil || ns.play {
+		c.sendStatus(sid, "error", "NetStream.Publish.BadName", "stream id already in use")
+		return
+	}
+	pub, err := c.srv.hub.Publish(key, relay.PublisherInfo{Protocol: c.protocol, Remote: c.remote, Query: query})
+	if err != nil {
+		code := "NetStream.Publish.BadName"
+		c.log.Warn().Str("stream", key).Err(err).Msg("publish refused")
+		c.sendStatus(sid, "error", code, err.Error())
+		return
+	}
+	ns.pub, ns.key, ns.since, ns.bytes, ns.ts = pub, key, time.Now(), 0, tsUnwrapper{}
+	c.sendControl(typeUserControl, append([]byte{0, userControlBegin}, be32(sid)...))
+	c.sendStatus(sid, "status", "NetStream.Publish.Start", key+" is now published")
+	c.log.Info().Str("stream", key).Str("type", typ).Msg("publish")
+}
+
+func (c *conn) onPlay(sid uint32, name string) {
+	ns := c.stream(sid)
+	key, _ := relay.Key(c.app, name)
+	if ns == nil || ns.pub != nil || c.w.playing() {
+		c.sendStatus(sid, "error", "NetStream.Play.Failed", "one play per connection")
+		return
+	}
+	sub, err := c.srv.hub.Subscribe(key, relay.SubscribeOptions{
+		Protocol: c.protocol,
+		Remote:   c.remote,
+		// A slow or abandoned player is cut off at once (its writer may be blocked in
+		// Write); at shutdown (ErrClosed) the writer still says goodbye first.
+		OnEvict: func(err error) {
+			if !errors.Is(err, relay.ErrClosed) {
+				c.nc.Close()
+			}
+		},
+	})
+	if err != nil {
+		c.log.Warn().Str("stream", key).Err(err).Msg("play refused")
+		c.sendStatus(sid, "error", "NetStream.Play.StreamNotFound", err.Error())
+		return
+	}
+	ns.play, ns.key, ns.since = true, key, time.Now()
+	c.sendControl(typeUserControl, append([]byte{0, userControlBegin}, be32(sid)...))
+	c.sendStatus(sid, "status", "NetStream.Play.Reset", "playing and resetting "+key)
+	c.sendStatus(sid, "status", "NetStream.Play.Start", "started playing "+key)
+	c.sendData(sid, "|RtmpSampleAccess", true, true)
+	c.w.play(sub, sid, key)
+	c.log.Info().Str("stream", key).Msg("play")
+}
+
+// endStream ends a publish or play on ns.
+func (c *conn) endStream(ns *netStream, why string) {
+	if ns.pub != nil {
+		ns.pub.Close()
+		c.log.Info().Str("stream", ns.key).Int64("bytes", ns.bytes).Dur("duration", time.Since(ns.since)).Str("reason", why).Msg("unpublish")
+		ns.pub = nil
+	}
+	if ns.play {
+		ns.play = false
+		if c.w != nil {
+			c.w.stopPlay()
+		}
+	}
+}
+
+func (c *conn) endAll(why string) {
+	for _, ns := range c.streams {
+		c.endStream(ns, why)
+	}
+}
+
+// sendControl queues a protocol control message (chunk stream 2, message stream 0).
+func (c *conn) sendControl(typeID uint8, payload []byte) {
+	c.scratch = chunk.AppendMessage(c.scratch[:0], c.srv.cfg.ChunkSize, csidControl, typeID, 0, 0, payload)
+	c.w.enqueue(c.scratch)
+}
+
+// sendCommand queues an AMF0 command message on message stream sid.
+func (c *conn) sendCommand(sid uint32, name string, txn float64, vals ...any) {
+	c.scratch = appendCommand(c.scratch[:0], c.srv.cfg.ChunkSize, csidCommand, typeCommandAMF0, sid, append([]any{name, txn}, vals...)...)
+	c.w.enqueue(c.scratch)
+}
+
+func (c *conn) sendStatus(sid uint32, level, code, desc string) {
+	c.sendCommand(sid, "onStatus", 0, nil, status{level, code, desc})
+}
+
+func (c *conn) sendData(sid uint32, vals ...any) {
+	c.scratch = appendCommand(c.scratch[:0], c.srv.cfg.ChunkSize, csidData, typeDataAMF0, sid, vals...)
+	c.w.enqueue(c.scratch)
+}
+
+// appendCommand appends an AMF0 command or data message as chunks.
+func appendCommand(dst []byte, chunkSize, csid uint32, typeID uint8, sid uint32, vals ...any) []byte {
+	var body = amfBufPool.Get().(*amfBuf)
+	defer amfBufPool.Put(body)
+	body.Reset()
+	if err := encodeAMF0(&body.Buffer, vals...); err != nil {
+		// Only our own values are encoded here; a failure is a programming error.
+		panic(err)
+	}
+	return chunk.AppendMessage(dst, chunkSize, csid, typeID, sid, 0, body.Bytes())
+}
+
+var amfBufPool = sync.Pool{New: func() any { return new(amfBuf) }}

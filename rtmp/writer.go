@@ -1,0 +1,215 @@
+package rtmp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mtrelay/mtrelay/relay"
+	"github.com/mtrelay/mtrelay/rtmp/chunk"
+)
+
+// flushBytes is how much a writer gathers before it writes, at most.
+const flushBytes = 256 << 10
+
+// writer is the only goroutine that writes to a connection after the handshake. The
+// reader queues control and command messages (already chunked) with enqueue; media
+// comes from the relay subscriber. Everything gathered in one round goes out in one
+// Write, so a player costs one syscall per batch, not per chunk (go-rtmp flushes
+// every chunk).
+type writer struct {
+	c        *conn
+	wake     chan struct{} // 1-buffered; signalled when pending grows or play starts/stops
+	done     chan struct{} // closed by run when it returns
+	err      error         // why run returned; written by run before done is closed
+	bytesOut atomic.Int64
+
+	mu      sync.Mutex
+	pending []byte            // guarded by mu: chunked control messages to send
+	sub     *relay.Subscriber // guarded by mu: the play subscriber, or nil
+	sid     uint32            // guarded by mu: message stream id of the play
+	key     string            // guarded by mu
+}
+
+func newWriter(c *conn) *writer {
+	return &writer{c: c, wake: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+func (w *writer) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// enqueue appends chunked bytes to send. Called by the reader goroutine.
+func (w *writer) enqueue(b []byte) {
+	w.mu.Lock()
+	w.pending = append(w.pending, b...)
+	sub := w.sub
+	w.mu.Unlock()
+	w.signal()
+	if sub != nil {
+		sub.Wake()
+	}
+}
+
+func (w *writer) playing() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.sub != nil
+}
+
+// play hands a subscriber to the writer. Messages queued before stay ahead of its media.
+func (w *writer) play(sub *relay.Subscriber, sid uint32, key string) {
+	w.mu.Lock()
+	w.sub, w.sid, w.key = sub, sid, key
+	w.mu.Unlock()
+	w.signal()
+}
+
+// stopPlay detaches the subscriber.
+func (w *writer) stopPlay() {
+	w.mu.Lock()
+	sub := w.sub
+	w.sub = nil
+	w.mu.Unlock()
+	if sub != nil {
+		sub.Close()
+		sub.Wake()
+	}
+	w.signal()
+}
+
+// run writes until ctx is done or a write fails; on a failure it closes the connection
+// so the reader ends too.
+func (w *writer) run(ctx context.Context) {
+	defer close(w.done)
+	defer func() {
+		if r := recover(); r != nil {
+			w.err = fmt.Errorf("%w: writer panic: %v", errProtocol, r)
+			w.c.log.Error().Str("panic", fmt.Sprint(r)).Msg("panic in writer")
+		}
+		w.c.nc.Close()
+	}()
+	w.err = w.loop(ctx)
+}
+
+func (w *writer) loop(ctx context.Context) error {
+	var (
+		buf     = make([]byte, 0, 64<<10)
+		frames  = make([]relay.Frame, 0, 128)
+		cs      = w.c.srv.cfg.ChunkSize
+		started bool // a KindStreamStart was seen
+	)
+	for {
+		w.mu.Lock()
+		buf, w.pending = w.pending, buf[:0]
+		sub, sid := w.sub, w.sid
+		w.mu.Unlock()
+
+		if sub != nil && len(buf) == 0 {
+			var err error
+			frames, err = sub.Read(ctx, frames[:0])
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				if !w.stillPlaying(sub) {
+					continue // stopPlay closed it
+				}
+				return w.endPlay(err, sid)
+			}
+			for i := range frames {
+				f := &frames[i]
+				buf = w.appendFrame(buf, cs, sid, f, &started)
+				f.Packet = nil
+				if len(buf) >= flushBytes {
+					if err := w.write(buf); err != nil {
+						return err
+					}
+					buf = buf[:0]
+				}
+			}
+		}
+		if len(buf) > 0 {
+			if err := w.write(buf); err != nil {
+				return err
+			}
+			continue
+		}
+		if sub == nil {
+			select {
+			case <-w.wake:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+}
+
+func (w *writer) stillPlaying(sub *relay.Subscriber) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.sub == sub
+}
+
+// endPlay tells the player why its stream ended, when it still can, and returns the
+// reason the connection closes.
+func (w *writer) endPlay(err error, sid uint32) error {
+	cs := w.c.srv.cfg.ChunkSize
+	var buf []byte
+	switch {
+	case errors.Is(err, relay.ErrClosed):
+		buf = appendStatus(buf, cs, sid, "status", "NetStream.Play.UnpublishNotify", "server shutting down")
+		buf = appendStatus(buf, cs, sid, "status", "NetStream.Play.Stop", "server shutting down")
+		buf = chunk.AppendMessage(buf, cs, csidControl, typeUserControl, 0, 0, append([]byte{0, userControlEOF}, be32(sid)...))
+	case errors.Is(err, relay.ErrNoPublisher):
+		buf = appendStatus(buf, cs, sid, "error", "NetStream.Play.StreamNotFound", "no publisher")
+	default: // slow subscriber: its socket is full, nothing more can go out
+		return fmt.Errorf("play: %w", err)
+	}
+	_ = w.write(buf)
+	return fmt.Errorf("play: %w", err)
+}
+
+// appendFrame appends one frame as RTMP chunks. Timestamps on the wire are 32-bit.
+func (w *writer) appendFrame(buf []byte, cs, sid uint32, f *relay.Frame, started *bool) []byte {
+	p := f.Packet
+	ts := uint32(f.Timestamp)
+	switch p.Kind {
+	case relay.KindAudio:
+		return chunk.AppendMessage(buf, cs, csidAudio, typeAudio, sid, ts, p.Payload)
+	case relay.KindVideo:
+		return chunk.AppendMessage(buf, cs, csidVideo, typeVideo, sid, ts, p.Payload)
+	case relay.KindMetadata:
+		return chunk.AppendMessage(buf, cs, csidData, typeDataAMF0, sid, ts, p.Payload)
+	case relay.KindStreamStart:
+		if *started {
+			buf = chunk.AppendMessage(buf, cs, csidControl, typeUserControl, 0, 0, append([]byte{0, userControlBegin}, be32(sid)...))
+			buf = appendStatus(buf, cs, sid, "status", "NetStream.Play.PublishNotify", "publisher is back")
+		}
+		*started = true
+	case relay.KindStreamEnd:
+		*started = true
+		buf = appendStatus(buf, cs, sid, "status", "NetStream.Play.UnpublishNotify", "publisher left")
+	}
+	return buf
+}
+
+func appendStatus(dst []byte, cs, sid uint32, level, code, desc string) []byte {
+	return appendCommand(dst, cs, csidCommand, typeCommandAMF0, sid, "onStatus", float64(0), nil, status{level, code, desc})
+}
+
+func (w *writer) write(b []byte) error {
+	w.c.nc.SetWriteDeadline(time.Now().Add(w.c.srv.cfg.WriteTimeout))
+	n, err := w.c.nc.Write(b)
+	w.bytesOut.Add(int64(n))
+	if err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	return nil
+}
