@@ -15,7 +15,8 @@ import (
 //     the handler blocks in Read again and SendQuiet passed (quiet=off: no quiet
 //     period);
 //   - idle: an /idle against a handler that keeps the output queue full, as for a
-//     player; each reply carries payload bytes (ReplyMaxBytes = payload).
+//     player; each reply carries payload bytes (ReplyMaxBytes = payload,
+//     MaxPending = 4 × payload).
 func BenchmarkRoundTrip(b *testing.B) {
 	for _, size := range []int{1 << 10, 64 << 10} {
 		for _, quiet := range []time.Duration{-1, DefaultSendQuiet} {
@@ -36,7 +37,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 					}
 				}
 			})
-			benchRoundTrip(b, Config{ReplyMaxBytes: size}, writer, cmdIdle, size)
+			benchRoundTrip(b, Config{ReplyMaxBytes: size, MaxPending: 4 * size}, writer, cmdIdle, size)
 		})
 	}
 }

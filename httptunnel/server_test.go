@@ -565,7 +565,7 @@ func TestBoundedPending(t *testing.T) {
 		}
 		tc := s.lookup(id)
 		tc.mu.Lock()
-		pending, capacity := tc.pendingLocked(), cap(tc.out)
+		pending, capacity := tc.pendingLocked(), len(tc.out.buf)
 		tc.mu.Unlock()
 		if pending != cfg.MaxPending || capacity > cfg.MaxPending {
 			t.Errorf("pending %d (buffer %d), want %d", pending, capacity, cfg.MaxPending)

@@ -55,8 +55,7 @@ type tunnelConn struct {
 	mu          sync.Mutex
 	in          []byte        // guarded by mu: unread inbound bytes are in[inHead:]
 	inHead      int           // guarded by mu
-	out         []byte        // guarded by mu: queued output is out[outHead:], at most cfg.MaxPending bytes
-	outHead     int           // guarded by mu
+	out         ring          // guarded by mu: queued output, at most cfg.MaxPending bytes
 	readWaiting bool          // guarded by mu: Read is blocked because in is empty
 	localClosed bool          // guarded by mu: Close was called (or ServeConn returned)
 	ended       bool          // guarded by mu: no more requests are served; done is closed
@@ -185,7 +184,7 @@ func (t *tunnelConn) Write(p []byte) (int, error) {
 		}
 		if space := t.s.cfg.MaxPending - t.pendingLocked(); space > 0 && written < len(p) {
 			k := min(space, len(p)-written)
-			t.appendOutLocked(p[written : written+k])
+			t.out.write(p[written:written+k], t.s.cfg.MaxPending)
 			written += k
 			t.notifyLocked()
 		}
@@ -261,7 +260,7 @@ func (t *tunnelConn) afterEnd(cause error) {
 	t.s.remove(t)
 }
 
-func (t *tunnelConn) pendingLocked() int { return len(t.out) - t.outHead }
+func (t *tunnelConn) pendingLocked() int { return t.out.n }
 
 func (t *tunnelConn) inLenLocked() int { return len(t.in) - t.inHead }
 
@@ -280,24 +279,6 @@ func (t *tunnelConn) waitChLocked() <-chan struct{} {
 		t.wake = make(chan struct{})
 	}
 	return t.wake
-}
-
-// appendOutLocked queues b; the caller made sure the queue stays within MaxPending.
-// The buffer grows by doubling but never beyond MaxPending.
-func (t *tunnelConn) appendOutLocked(b []byte) {
-	if cap(t.out)-len(t.out) < len(b) {
-		if t.outHead > 0 {
-			n := copy(t.out, t.out[t.outHead:])
-			t.out, t.outHead = t.out[:n], 0
-		}
-		if need := len(t.out) + len(b); cap(t.out) < need {
-			nc := min(max(2*cap(t.out), need, minOutBuf), max(t.s.cfg.MaxPending, need))
-			nb := make([]byte, len(t.out), nc)
-			copy(nb, t.out)
-			t.out = nb
-		}
-	}
-	t.out = append(t.out, b...)
 }
 
 // appendInLocked appends a /send body to the inbound bytes.
@@ -450,13 +431,9 @@ func (t *tunnelConn) respond(ctx context.Context, cmd command, seq uint64) []byt
 	t.awaitOutputLocked(ctx, cmd)
 	n := min(t.pendingLocked(), t.s.cfg.ReplyMaxBytes)
 	t.reply = append(t.reply[:0], t.pollByte(n > 0))
-	t.reply = append(t.reply, t.out[t.outHead:t.outHead+n]...)
-	t.outHead += n
-	if t.outHead == len(t.out) {
-		t.out, t.outHead = t.out[:0], 0
-		if cap(t.out) > keepBufBytes {
-			t.out = nil
-		}
+	t.reply = t.out.read(t.reply, n)
+	if t.out.n == 0 && len(t.out.buf) > keepBufBytes {
+		t.out.buf = nil
 	}
 	t.replySeq, t.replyValid = seq, true
 	t.nextSeq = seq + 1
@@ -548,4 +525,53 @@ func minTime(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// ring is a byte FIFO. Its buffer grows by doubling up to a limit and bytes are never
+// moved except when it grows, so a full queue that is drained and refilled a little
+// at a time costs no copying. Guarded by its owner's lock.
+type ring struct {
+	buf []byte // the whole slice is storage; queued bytes start at r and may wrap
+	r   int    // read position
+	n   int    // queued bytes
+}
+
+// write queues b. The caller ensures n+len(b) <= limit; the buffer never grows beyond
+// max(limit, n+len(b)).
+func (q *ring) write(b []byte, limit int) {
+	if need := q.n + len(b); need > len(q.buf) {
+		nb := make([]byte, min(max(2*len(q.buf), need, minOutBuf), max(limit, need)))
+		if q.n > 0 {
+			k := copy(nb, q.buf[q.r:min(q.r+q.n, len(q.buf))])
+			copy(nb[k:q.n], q.buf)
+		}
+		q.buf, q.r = nb, 0
+	}
+	w := q.r + q.n
+	if w >= len(q.buf) {
+		w -= len(q.buf)
+	}
+	k := copy(q.buf[w:], b)
+	copy(q.buf, b[k:])
+	q.n += len(b)
+}
+
+// read appends the first k queued bytes (k <= n) to dst and dequeues them.
+func (q *ring) read(dst []byte, k int) []byte {
+	if k == 0 {
+		return dst
+	}
+	end := q.r + k
+	if end <= len(q.buf) {
+		dst = append(dst, q.buf[q.r:end]...)
+	} else {
+		dst = append(dst, q.buf[q.r:]...)
+		end -= len(q.buf)
+		dst = append(dst, q.buf[:end]...)
+	}
+	q.r, q.n = end, q.n-k
+	if q.r == len(q.buf) || q.n == 0 {
+		q.r = 0
+	}
+	return dst
 }

@@ -1,8 +1,10 @@
 package httptunnel
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"math/rand/v2"
 	"net"
 	"os"
 	"testing"
@@ -108,4 +110,35 @@ func TestConnDeadlines(t *testing.T) {
 			t.Errorf("Write after a poll: %v", err)
 		}
 	})
+}
+
+// TestRing checks the output FIFO against bytes.Buffer with random writes and reads,
+// and that it never grows beyond its limit.
+func TestRing(t *testing.T) {
+	t.Parallel()
+	const limit = 10000
+	rnd := rand.New(rand.NewPCG(1, 2))
+	var q ring
+	var ref bytes.Buffer
+	var next byte
+	for range 20000 {
+		if rnd.IntN(2) == 0 {
+			b := make([]byte, rnd.IntN(min(3000, limit-q.n)+1))
+			for i := range b {
+				b[i] = next
+				next++
+			}
+			q.write(b, limit)
+			ref.Write(b)
+		} else {
+			k := rnd.IntN(q.n + 1)
+			got := q.read(nil, k)
+			if want := ref.Next(k); !bytes.Equal(got, want) {
+				t.Fatalf("read %d: got %v…, want %v…", k, got[:min(8, len(got))], want[:min(8, len(want))])
+			}
+		}
+		if q.n != ref.Len() || len(q.buf) > limit {
+			t.Fatalf("n %d, want %d; buffer %d, limit %d", q.n, ref.Len(), len(q.buf), limit)
+		}
+	}
 }

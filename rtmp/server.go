@@ -86,9 +86,9 @@ func (c *Config) setDefaults() error {
 // Server serves RTMP connections from TCP listeners and from any net.Conn handed to
 // ServeConn (RTMPT tunnels, TLS), publishing into and playing from one relay.Hub.
 type Server struct {
-	cfg  Config      // immutable after New
+	cfg  Config // immutable after New
 	log  zerolog.Logger
-	hub  *relay.Hub  // never nil
+	hub  *relay.Hub      // never nil
 	base context.Context // canceled by Close; parent of every connection's context
 	stop context.CancelFunc
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/yutopp/go-rtmp/handshake"
@@ -15,8 +16,8 @@ import (
 	"github.com/mtrelay/mtrelay/rtmp/chunk"
 )
 
-// DefaultTimeout is the default Client.Timeout, and the handshake deadline
-// of NewClient.
+// DefaultTimeout is the initial client timeout (see Client.SetTimeout) and
+// the handshake deadline of NewClient.
 const DefaultTimeout = 10 * time.Second
 
 // Message type IDs the client sends or looks at (RTMP 1.0 §5.4, §7.1).
@@ -64,16 +65,16 @@ func (e *StatusError) Error() string {
 // Acknowledgement Size) is reached, as ffmpeg does, and Set Chunk Size and
 // Abort are applied by the chunk reader.
 //
+// The background reader stops reading the socket while 256 messages wait
+// to be read, so a client that stops calling ReadMedia behaves like a slow
+// player and pushes back on the server.
+//
 // Connect, Publish, Play and CloseStream must not run concurrently with any
 // other method. Otherwise one goroutine may write (WriteMedia, WriteRaw,
 // SetChunkSize) while another reads (ReadMessage, ReadMedia), and Close may
 // be called at any time from anywhere.
 type Client struct {
-	// Timeout bounds each call that takes no context: Connect, Publish and
-	// Play wait at most that long for the server's answer, ReadMessage for
-	// a message, and every write for the socket. Zero means DefaultTimeout.
-	// Set it before using the client.
-	Timeout time.Duration
+	timeout atomic.Int64 // time.Duration, see SetTimeout; 0 means DefaultTimeout
 
 	conn net.Conn      // immutable after NewClient; closed by Close
 	r    *chunk.Reader // owned by readLoop
@@ -81,6 +82,7 @@ type Client struct {
 	wmu       sync.Mutex // guards the fields below and every write to conn
 	wbuf      []byte     // scratch for encoded chunks
 	chunkSize uint32     // our outgoing chunk size
+	sentSize  bool       // Set Chunk Size was sent
 
 	msgs     chan *chunk.Message // sent to by readLoop, never closed
 	readDone chan struct{}       // closed by readLoop when it returns
@@ -93,7 +95,6 @@ type Client struct {
 	streamID  uint32           // message stream id of Publish or Play, 0 before
 	published string           // stream name given to Publish
 	pending   []*chunk.Message // media received while a command waited
-	sentSize  bool             // SetChunkSize was called
 }
 
 // Dial connects to addr over TCP and performs the RTMP handshake, both
@@ -199,9 +200,15 @@ func (c *Client) readLoop() {
 	}
 }
 
-func (c *Client) timeout() time.Duration {
-	if c.Timeout > 0 {
-		return c.Timeout
+// SetTimeout sets how long each call that takes no context may block:
+// Connect, Publish and Play wait at most d for the server's answer,
+// ReadMessage for a message, and every write for the socket. d <= 0 means
+// DefaultTimeout, the initial value.
+func (c *Client) SetTimeout(d time.Duration) { c.timeout.Store(int64(d)) }
+
+func (c *Client) timeoutOrDefault() time.Duration {
+	if d := time.Duration(c.timeout.Load()); d > 0 {
+		return d
 	}
 	return DefaultTimeout
 }
@@ -224,7 +231,7 @@ func (c *Client) writeLocked(csid uint32, typeID uint8, streamID, ts uint32, pay
 }
 
 func (c *Client) writeRawLocked(p []byte) error {
-	_ = c.conn.SetWriteDeadline(time.Now().Add(c.timeout()))
+	_ = c.conn.SetWriteDeadline(time.Now().Add(c.timeoutOrDefault()))
 	if _, err := c.conn.Write(p); err != nil {
 		return fmt.Errorf("rtmptest: write: %w", err)
 	}
@@ -327,13 +334,13 @@ func (c *Client) receive(ctx context.Context) (*chunk.Message, error) {
 	}
 }
 
-// await reads messages until match returns done or an error, within
-// Timeout. Media messages read meanwhile are kept for ReadMessage and
-// ReadMedia; a Set Peer Bandwidth is answered with a Window Acknowledgement
+// await reads messages until match returns done or an error, within the
+// client timeout. Media messages read meanwhile are kept for ReadMessage
+// and ReadMedia; a Set Peer Bandwidth is answered with a Window Acknowledgement
 // Size of the same value, as librtmp and OBS do; other messages are dropped.
 func (c *Client) await(what string, match func(cmd *received) (bool, error)) error {
-	ctx, cancel := context.WithTimeoutCause(context.Background(), c.timeout(),
-		fmt.Errorf("rtmptest: no answer to %s within %v", what, c.timeout()))
+	ctx, cancel := context.WithTimeoutCause(context.Background(), c.timeoutOrDefault(),
+		fmt.Errorf("rtmptest: no answer to %s within %v", what, c.timeoutOrDefault()))
 	defer cancel()
 	for {
 		m, err := c.receive(ctx)
@@ -365,20 +372,25 @@ func (c *Client) await(what string, match func(cmd *received) (bool, error)) err
 	}
 }
 
+// decodeCommand decodes a command message (RTMP 1.0 §7.1.1): name,
+// transaction id, then arguments. The transaction id may be missing, as in
+// ffmpeg's onFCPublish; it is then 0.
 func decodeCommand(m *chunk.Message) (*received, error) {
 	v, err := DecodeAMF0(m.Payload)
 	if err != nil {
 		return nil, err
 	}
 	cmd := &received{streamID: m.StreamID}
-	var ok1, ok2 bool
-	if len(v) >= 2 {
-		cmd.name, ok1 = v[0].(string)
-		cmd.txID, ok2 = v[1].(float64)
-		cmd.args = v[2:]
+	var ok bool
+	if len(v) > 0 {
+		cmd.name, ok = v[0].(string)
 	}
-	if !ok1 || !ok2 {
-		return nil, fmt.Errorf("rtmptest: command without name and transaction id: %w", ErrBadAMF)
+	if !ok {
+		return nil, fmt.Errorf("rtmptest: command without a name: %w", ErrBadAMF)
+	}
+	if len(v) > 1 {
+		cmd.txID, _ = v[1].(float64)
+		cmd.args = v[2:]
 	}
 	return cmd, nil
 }
@@ -577,10 +589,11 @@ func (c *Client) WriteMedia(typeID uint8, timestamp uint32, payload []byte) erro
 }
 
 // ReadMessage returns the next message from the server, of any type, within
-// Timeout. Commands and control messages consumed by Connect, Publish and
-// Play are not returned again; media received meanwhile is.
+// the client timeout (SetTimeout). Commands and control messages consumed
+// by Connect, Publish and Play are not returned again; media received
+// meanwhile is.
 func (c *Client) ReadMessage() (*chunk.Message, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.timeout())
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeoutOrDefault())
 	defer cancel()
 	return c.next(ctx)
 }

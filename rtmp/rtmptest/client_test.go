@@ -180,7 +180,7 @@ func dial(t *testing.T, s *fakeServer) *Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	c.Timeout = 5 * time.Second
+	c.SetTimeout(5 * time.Second)
 	if err := c.Connect("live", "rtmp://"+s.addr()+"/live"); err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func TestPublishNoAnswer(t *testing.T) {
 	s := newFakeServer(t)
 	s.onPublish = func(*fakeConn, string) {}
 	c := dial(t, s)
-	c.Timeout = 100 * time.Millisecond
+	c.SetTimeout(100 * time.Millisecond)
 	if err := c.Publish("cam"); !strings.Contains(fmt.Sprint(err), "no answer to publish") {
 		t.Fatalf("Publish without answer: %v", err)
 	}
