@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 )
@@ -33,8 +32,24 @@ type Config struct {
 	GOPBytes      int
 	PlayWait      time.Duration
 
+	// RTMPT
+	TunnelMaxTunnels      int
+	TunnelMaxTunnelsPerIP int
+	TunnelIdleTimeout     time.Duration
+	TunnelMaxBody         int64
+	TunnelMaxPending      int
+
+	// TLS
+	TLSCert   string
+	TLSKey    string
+	RTMPSAddr string
+	HTTPSAddr string
+
 	ShutdownTimeout time.Duration
 }
+
+// tlsEnabled reports whether a certificate is configured.
+func (c *Config) tlsEnabled() bool { return c.TLSCert != "" || c.TLSKey != "" }
 
 // envName turns a flag name into its environment variable: rtmp-addr → MTRELAY_RTMP_ADDR.
 func envName(flagName string) string {
@@ -64,6 +79,17 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&cfg.GOPFrames, "gop-frames", 2048, "GOP cache cap, packets")
 	fs.IntVar(&cfg.GOPBytes, "gop-bytes", 16<<20, "GOP cache cap, bytes")
 	fs.DurationVar(&cfg.PlayWait, "play-wait", 30*time.Second, "how long a player waits for a publisher")
+	fs.IntVar(&cfg.TunnelMaxTunnels, "rtmpt-max-tunnels", 1000, "maximum open RTMPT tunnels")
+	fs.IntVar(&cfg.TunnelMaxTunnelsPerIP, "rtmpt-max-tunnels-per-ip", 50, "maximum open RTMPT tunnels per client IP")
+	fs.DurationVar(&cfg.TunnelIdleTimeout, "rtmpt-idle-timeout", 30*time.Second, "close an RTMPT tunnel with no request for this long")
+	fs.Int64Var(&cfg.TunnelMaxBody, "rtmpt-max-body", 1<<20, "largest RTMPT request body, bytes (413 above)")
+	fs.IntVar(&cfg.TunnelMaxPending, "rtmpt-max-pending", 8<<20, "output bytes queued per RTMPT tunnel before it counts as a slow player")
+
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate (PEM); with --tls-key enables RTMPS and HTTPS (RTMPTS)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key (PEM)")
+	fs.StringVar(&cfg.RTMPSAddr, "rtmps-addr", ":1936", "RTMPS listen address (only with --tls-cert)")
+	fs.StringVar(&cfg.HTTPSAddr, "https-addr", ":8443", "HTTPS listen address for the HTTP handlers and RTMPTS (only with --tls-cert)")
+
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 4*time.Second, "how long shutdown waits for connections to drain")
 
 	fs.Usage = func() {
@@ -115,10 +141,11 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("--log-format %q: want console|json", c.LogFormat)
 	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("--tls-cert and --tls-key go together")
+	}
 	if c.RTMPAddr == "" || c.HTTPAddr == "" {
 		return fmt.Errorf("--rtmp-addr and --http-addr must not be empty")
 	}
 	return nil
 }
-
-var _ = os.Getenv

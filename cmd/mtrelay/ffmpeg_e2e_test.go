@@ -24,9 +24,19 @@ func mediaPackets(pkts []rtmptest.ProbePacket) (video, audio []rtmptest.ProbePac
 
 // TestFFmpegPublishThreePlayers publishes the fixture with ffmpeg to three ffmpeg
 // players that joined before the publisher, and checks that every packet arrives with
-// its bytes, its order and its composition offset (pts-dts) intact, and decodes.
+// its bytes, its order and its composition offset (pts-dts) intact, and decodes. It runs
+// with the publisher on RTMP and on RTMPT, and players on both, mixed on one stream.
 func TestFFmpegPublishThreePlayers(t *testing.T) {
 	t.Parallel()
+	for _, pubT := range []string{"rtmp", "rtmpt"} {
+		t.Run("publish="+pubT, func(t *testing.T) {
+			t.Parallel()
+			testThreePlayers(t, pubT, []string{"rtmp", "rtmpt", pubT})
+		})
+	}
+}
+
+func testThreePlayers(t *testing.T, pubT string, playT []string) {
 	r := startRelay(t)
 	fixture := rtmptest.FixturePath(t)
 	wantV, wantA := mediaPackets(rtmptest.ProbePackets(t, fixture))
@@ -34,17 +44,19 @@ func TestFFmpegPublishThreePlayers(t *testing.T) {
 	dir := t.TempDir()
 	var outs []string
 	var players []*rtmptest.Proc
-	for i := range 3 {
-		out := filepath.Join(dir, "player"+string(rune('0'+i))+".flv")
+	want := map[string]int{}
+	for i, tr := range playT {
+		out := filepath.Join(dir, "player"+string(rune('0'+i))+"-"+tr+".flv")
 		outs = append(outs, out)
-		players = append(players, rtmptest.StartRecorder(t, r.rtmpURL("live/three"), out))
+		players = append(players, rtmptest.StartRecorder(t, r.url(tr, "live/three"), out))
+		want[tr]++
 	}
 	// Players wait for the publisher (player-before-publisher).
 	waitFor(t, 10*time.Second, "three subscribers", func() bool {
 		s, ok := r.stream(t, "live/three")
-		return ok && s.Subscribers["rtmp"] == 3
+		return ok && s.Subscribers["rtmp"] == want["rtmp"] && s.Subscribers["rtmpt"] == want["rtmpt"]
 	})
-	pub := rtmptest.StartPublisher(t, r.rtmpURL("live/three"), rtmptest.PublishOptions{ReadRate: 2})
+	pub := rtmptest.StartPublisher(t, r.url(pubT, "live/three"), rtmptest.PublishOptions{ReadRate: 2, ExtraArgs: publishArgs(pubT)})
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	if err := pub.Wait(ctx); err != nil {
@@ -87,4 +99,15 @@ func TestFFmpegPublishThreePlayers(t *testing.T) {
 			t.Errorf("player %d: decoded %d video %d audio frames, want %d and %d", i, v, a, len(wantV), len(wantA))
 		}
 	}
+}
+
+// publishArgs are ffmpeg output options for a publisher over transport. ffmpeg's RTMPT
+// client sends its buffered packets only every rtmp_flush_interval packets (10) and
+// discards what is still buffered when it closes (rtmphttp.c), so the last few packets
+// of a file never leave it; flushing every packet makes the whole file arrive.
+func publishArgs(transport string) []string {
+	if transport == "rtmpt" {
+		return []string{"-rtmp_flush_interval", "1"}
+	}
+	return nil
 }

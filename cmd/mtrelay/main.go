@@ -46,7 +46,18 @@ func realMain(args []string, getenv func(string) string, stderr io.Writer) int {
 		log.Error().Err(err).Msg("cannot listen for HTTP")
 		return 1
 	}
-	if err := run(ctx, cfg, log, listeners{rtmp: rtmpLn, http: httpLn}); err != nil {
+	ls := listeners{rtmp: rtmpLn, http: httpLn}
+	if cfg.tlsEnabled() {
+		if ls.rtmps, err = lc.Listen(ctx, "tcp", cfg.RTMPSAddr); err == nil {
+			ls.https, err = lc.Listen(ctx, "tcp", cfg.HTTPSAddr)
+		}
+		if err != nil {
+			ls.close()
+			log.Error().Err(err).Msg("cannot listen for TLS")
+			return 1
+		}
+	}
+	if err := run(ctx, cfg, log, ls); err != nil {
 		log.Error().Err(err).Msg("relay failed")
 		return 1
 	}

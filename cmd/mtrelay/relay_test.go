@@ -62,6 +62,17 @@ func startRelay(t *testing.T, mutate ...func(*Config)) *testRelay {
 
 func (r *testRelay) rtmpURL(path string) string { return "rtmp://" + r.rtmpAddr + "/" + path }
 
+// url returns the URL of path over transport "rtmp" or "rtmpt".
+func (r *testRelay) url(transport, path string) string {
+	switch transport {
+	case "rtmp":
+		return r.rtmpURL(path)
+	case "rtmpt":
+		return "rtmpt://" + r.httpAddr + "/" + path
+	}
+	panic("unknown transport " + transport)
+}
+
 // streams fetches /api/streams.
 func (r *testRelay) streams(t *testing.T) []relay.StreamStats {
 	t.Helper()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,20 +13,33 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/mtrelay/mtrelay/httptunnel"
 	"github.com/mtrelay/mtrelay/relay"
 	"github.com/mtrelay/mtrelay/rtmp"
 )
 
-// listeners are the sockets the relay serves; the caller owns and opens them, so tests
-// pass 127.0.0.1:0 listeners.
+// listeners are the sockets the relay serves; the caller opens them, so tests pass
+// 127.0.0.1:0 listeners. rtmps and https are nil without TLS. run closes them all.
 type listeners struct {
-	rtmp net.Listener
-	http net.Listener
+	rtmp  net.Listener
+	http  net.Listener
+	rtmps net.Listener // plain TCP; run wraps it in TLS
+	https net.Listener // plain TCP; run wraps it in TLS
 }
 
-// run wires the hub, the RTMP server and the HTTP server, serves until ctx is done,
-// then shuts down: stop accepting, tell players their stream ended, close everything.
+func (ls listeners) close() {
+	for _, l := range []net.Listener{ls.rtmp, ls.http, ls.rtmps, ls.https} {
+		if l != nil {
+			l.Close()
+		}
+	}
+}
+
+// run wires the hub, the RTMP server, the RTMPT tunnels and the HTTP server, serves until
+// ctx is done, then shuts down: stop accepting, tell players their stream ended, close
+// everything.
 func run(ctx context.Context, cfg Config, log zerolog.Logger, ls listeners) error {
+	defer ls.close()
 	hub, err := relay.New(relay.Config{
 		QueuePackets:  cfg.QueuePackets,
 		QueueBytes:    cfg.QueueBytes,
@@ -49,8 +63,29 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger, ls listeners) erro
 	if err != nil {
 		return fmt.Errorf("rtmp: %w", err)
 	}
+	tunnels, err := httptunnel.New(httptunnel.Config{
+		MaxBodyBytes:    cfg.TunnelMaxBody,
+		MaxTunnels:      cfg.TunnelMaxTunnels,
+		MaxTunnelsPerIP: cfg.TunnelMaxTunnelsPerIP,
+		IdleTimeout:     cfg.TunnelIdleTimeout,
+		MaxPending:      cfg.TunnelMaxPending,
+	}, log, rs)
+	if err != nil {
+		return fmt.Errorf("rtmpt: %w", err)
+	}
+
+	var tlsCfg *tls.Config
+	if cfg.tlsEnabled() {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+		// HTTP/1.1 only: RTMPT clients need one keep-alive connection per tunnel.
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12}
+	}
 
 	mux := http.NewServeMux()
+	tunnels.Mount(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
@@ -62,28 +97,47 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger, ls listeners) erro
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(struct {
 			Streams []relay.StreamStats `json:"streams"`
-		}{hub.Streams()})
+			Tunnels int                 `json:"rtmpt_tunnels"`
+			Conns   int                 `json:"rtmp_connections"`
+		}{hub.Streams(), tunnels.Tunnels(), rs.Conns()})
 	})
 	hs := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
-		ErrorLog:          nil,
 	}
 
-	log.Info().Str("rtmp", ls.rtmp.Addr().String()).Str("http", ls.http.Addr().String()).Msg("mtrelay listening")
+	ev := log.Info().Str("rtmp", ls.rtmp.Addr().String()).Str("http", ls.http.Addr().String())
+	if tlsCfg != nil {
+		ev = ev.Str("rtmps", ls.rtmps.Addr().String()).Str("https", ls.https.Addr().String())
+	} else {
+		ev = ev.Str("tls", "off: no --tls-cert/--tls-key, RTMPS and HTTPS/RTMPTS listeners are not started")
+	}
+	ev.Msg("mtrelay listening")
+
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
-	wg.Go(func() {
-		if err := rs.Serve(ctx, ls.rtmp); err != nil {
-			errc <- fmt.Errorf("rtmp serve: %w", err)
-		}
-	})
-	wg.Go(func() {
-		if err := hs.Serve(ls.http); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("http serve: %w", err)
-		}
-	})
+	errc := make(chan error, 4)
+	serveRTMP := func(ln net.Listener) {
+		wg.Go(func() {
+			if err := rs.Serve(ctx, ln); err != nil {
+				errc <- fmt.Errorf("rtmp serve %s: %w", ln.Addr(), err)
+			}
+		})
+	}
+	serveHTTP := func(ln net.Listener) {
+		wg.Go(func() {
+			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("http serve %s: %w", ln.Addr(), err)
+			}
+		})
+	}
+	serveRTMP(ls.rtmp)
+	serveHTTP(ls.http)
+	if tlsCfg != nil {
+		serveRTMP(tls.NewListener(ls.rtmps, tlsCfg))
+		serveHTTP(tls.NewListener(ls.https, tlsCfg))
+	}
 
 	var runErr error
 	select {
@@ -97,12 +151,16 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger, ls listeners) erro
 	sctx, cancel := context.WithTimeoutCause(context.Background(), cfg.ShutdownTimeout,
 		errors.New("shutdown timeout"))
 	defer cancel()
-	ls.rtmp.Close()
+	ls.close()
 	hs.SetKeepAlivesEnabled(false)
 	hub.Close()
-	// Give writers a moment to flush the end-of-stream status to players.
+	// Players' writers flush the end-of-stream status and close their connections;
+	// give them a moment before the remaining connections (publishers) are cut.
 	drain := time.NewTimer(min(200*time.Millisecond, cfg.ShutdownTimeout/4))
 	<-drain.C
+	if err := tunnels.Close(sctx); err != nil {
+		log.Warn().Err(err).Msg("rtmpt tunnels did not close in time")
+	}
 	if err := rs.Close(sctx); err != nil {
 		log.Warn().Err(err).Msg("rtmp connections did not close in time")
 	}

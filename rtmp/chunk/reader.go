@@ -76,6 +76,11 @@ type chunkStream struct {
 // interleaved chunk streams, and applies SetChunkSize and Abort messages itself (they are
 // still returned to the caller). Not safe for concurrent use.
 //
+// Every message gets a fresh payload slice, allocated once at its exact
+// size in a steady stream. Only a message longer than the payload the peer
+// sent recently starts at 1 KiB and doubles as its chunks arrive, so a peer
+// cannot make the reader allocate memory it does not send.
+//
 // After ReadMessage returned an error, every later call returns that same
 // error: the chunk stream cannot be resynchronised.
 type Reader struct {
