@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mtrelay/mtrelay/relay"
+	"github.com/mtrelay/mtrelay/rtmp/amf"
 	"github.com/mtrelay/mtrelay/rtmp/chunk"
 )
 
@@ -271,13 +272,13 @@ func (c *conn) onData(m *chunk.Message, body []byte) error {
 	if ns == nil || ns.pub == nil {
 		return nil
 	}
-	vals, err := decodeAMF0(body)
+	vals, err := amf.Decode(body)
 	if err != nil {
 		return fmt.Errorf("data message: %w", err)
 	}
 	if len(vals) > 0 && amfStr(vals[0]) == "@setDataFrame" {
-		n, _ := amfValueLen(body, 0)
-		body, vals = body[n:], vals[1:]
+		_, rest, _ := amf.DecodeOne(body)
+		body, vals = rest, vals[1:]
 	}
 	if len(vals) == 0 || amfStr(vals[0]) != "onMetaData" {
 		c.log.Debug().Str("name", amfStr(firstOr(vals))).Msg("ignored data message")
@@ -318,7 +319,7 @@ type connectInfo struct {
 // onCommand handles an AMF0 command (RTMP 1.0 §7.2; rtmp-interop.md for what OBS and
 // ffmpeg send and expect).
 func (c *conn) onCommand(m *chunk.Message, body []byte) error {
-	vals, err := decodeAMF0(body)
+	vals, err := amf.Decode(body)
 	if err != nil {
 		return fmt.Errorf("command: %w", err)
 	}

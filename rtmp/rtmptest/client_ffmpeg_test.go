@@ -45,13 +45,10 @@ func dialRetry(ctx context.Context, t *testing.T, addr string) *Client {
 // cross 0xFFFFFF ms, so ffmpeg must find our extended timestamps on type 3
 // chunks where it expects them.
 func TestPublishToFFmpeg(t *testing.T) {
-	ffmpeg, err := exec.LookPath("ffmpeg")
+	ffmpeg := RequireTool(t, "ffmpeg")
+	tags, err := ReadFLV(FixturePath(t))
 	if err != nil {
-		t.Skip("no ffmpeg")
-	}
-	tags, err := ReadFLV(fixture)
-	if err != nil {
-		t.Skipf("no fixture (run testdata/gen.sh): %v", err)
+		t.Fatal(err)
 	}
 	for _, offsetMs := range []uint32{0, 16777100} {
 		t.Run("offset="+strconv.Itoa(int(offsetMs)), func(t *testing.T) {
@@ -137,13 +134,10 @@ func TestPublishToFFmpeg(t *testing.T) {
 // With an offset of 16777.1 s the timestamps cross 0xFFFFFF ms mid-stream,
 // so extended timestamps appear on type 3 chunks, the go-rtmp bug.
 func TestPlayFromFFmpeg(t *testing.T) {
-	ffmpeg, err := exec.LookPath("ffmpeg")
+	ffmpeg := RequireTool(t, "ffmpeg")
+	tags, err := ReadFLV(FixturePath(t))
 	if err != nil {
-		t.Skip("no ffmpeg")
-	}
-	tags, err := ReadFLV(fixture)
-	if err != nil {
-		t.Skipf("no fixture (run testdata/gen.sh): %v", err)
+		t.Fatal(err)
 	}
 	var want []FLVTag
 	for _, tag := range tags {

@@ -415,27 +415,3 @@ func TestAMF0(t *testing.T) {
 		t.Fatalf("truncated: %v, want ErrBadAMF", err)
 	}
 }
-
-// FuzzDecodeAMF0 checks DecodeAMF0 never panics and that what it decodes
-// survives EncodeAMF0 and DecodeAMF0.
-func FuzzDecodeAMF0(f *testing.F) {
-	for _, tc := range flvCases {
-		f.Add(tc.file)
-	}
-	b, _ := EncodeAMF0("onMetaData", ECMAArray{"a": map[string]any{"b": []any{1.0, nil, "x"}}, "c": true})
-	f.Add(b)
-	f.Fuzz(func(t *testing.T, p []byte) {
-		v, err := DecodeAMF0(p)
-		if err != nil {
-			return
-		}
-		re, err := EncodeAMF0(v...)
-		if err != nil {
-			t.Fatalf("EncodeAMF0 of %v: %v", v, err)
-		}
-		again, err := DecodeAMF0(re)
-		if err != nil || fmt.Sprint(again) != fmt.Sprint(v) {
-			t.Fatalf("round trip: %v, %v; want %v", again, err, v)
-		}
-	})
-}

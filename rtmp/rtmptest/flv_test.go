@@ -146,10 +146,7 @@ const fixture = "../../testdata/fixture.flv"
 // against ffprobe's view of the same file: ffprobe reports every audio and
 // video frame tag as a packet, with the FLV codec headers stripped.
 func TestReadFLVFixture(t *testing.T) {
-	if _, err := os.Stat(fixture); err != nil {
-		t.Skipf("no fixture (run testdata/gen.sh): %v", err)
-	}
-	tags, err := ReadFLV(fixture)
+	tags, err := ReadFLV(FixturePath(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,10 +171,7 @@ func TestReadFLVFixture(t *testing.T) {
 		}
 	}
 
-	ffprobe, err := exec.LookPath("ffprobe")
-	if err != nil {
-		t.Skip("no ffprobe")
-	}
+	ffprobe := RequireTool(t, "ffprobe")
 	out, err := exec.CommandContext(t.Context(), ffprobe, "-v", "error", "-show_entries", "packet=dts_time,size",
 		"-of", "csv=p=0", fixture).Output()
 	if err != nil {
