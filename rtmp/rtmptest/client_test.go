@@ -397,21 +397,3 @@ func TestNewClient(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
-func TestAMF0(t *testing.T) {
-	in := []any{"onMetaData", ECMAArray{"width": 640.0, "nested": map[string]any{"a": true}}, nil, 1.5, []any{"x", 2.0}}
-	b, err := EncodeAMF0(in...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := DecodeAMF0(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fmt.Sprint(out) != fmt.Sprint(in) {
-		t.Fatalf("decoded %v, want %v", out, in)
-	}
-	if _, err := DecodeAMF0(b[:len(b)-1]); !errors.Is(err, ErrBadAMF) {
-		t.Fatalf("truncated: %v, want ErrBadAMF", err)
-	}
-}
