@@ -28,6 +28,7 @@ test-deps:
 	command -v ffmpeg  >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
 	command -v ffprobe >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
 	command -v squid   >/dev/null 2>&1 || test -x /usr/sbin/squid || missing="$$missing squid"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	pkgs=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \
 	echo "test-deps: installing $$pkgs"; \

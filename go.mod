@@ -3,12 +3,21 @@ module github.com/mtrelay/mtrelay
 go 1.26.8
 
 require (
+	github.com/bluenviron/gohlslib/v2 v2.4.2
+	github.com/bluenviron/mediacommon/v2 v2.9.2
+	github.com/chromedp/chromedp v0.23.1
 	github.com/rs/zerolog v1.35.1
 	github.com/yutopp/go-amf0 v0.1.0
 	github.com/yutopp/go-rtmp v0.0.7
 )
 
 require (
+	github.com/abema/go-mp4 v1.7.1 // indirect
+	github.com/asticode/go-astikit v0.30.0 // indirect
+	github.com/asticode/go-astits v1.15.0 // indirect
+	github.com/chromedp/cdproto v0.160.1 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
+	github.com/google/uuid v1.3.0 // indirect
 	github.com/mattn/go-colorable v0.1.14 // indirect
 	github.com/mattn/go-isatty v0.0.20 // indirect
 	github.com/pkg/errors v0.9.1 // indirect

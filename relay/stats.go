@@ -51,7 +51,7 @@ type StreamStats struct {
 	BitrateOut  int64          `json:"bitrate_out_bps"` // all subscribers' payload bits/s over the last ~5 s
 	BytesIn     int64          `json:"bytes_in"`
 	BytesOut    int64          `json:"bytes_out"`
-	Subscribers map[string]int `json:"subscribers"` // by protocol
+	Subscribers map[string]int `json:"subscribers"` // by protocol (SubscribeOptions.Viewers for shared outputs)
 	Dropped     int64          `json:"dropped_packets"`
 	Evicted     int64          `json:"evicted_subscribers"`
 	UptimeSec   float64        `json:"uptime_seconds"` // of the current publisher
@@ -85,7 +85,11 @@ func (st *stream) stats(now time.Time) StreamStats {
 		if proto == "" {
 			proto = "unknown"
 		}
-		ss.Subscribers[proto]++
+		n := 1
+		if s.opts.Viewers != nil {
+			n = s.opts.Viewers()
+		}
+		ss.Subscribers[proto] += n
 	}
 	ss.BytesOut = st.bytesOutLocked()
 	st.statMu.Lock()

@@ -89,3 +89,29 @@ func TestStats(t *testing.T) {
 		}
 	})
 }
+
+// TestStatsViewers checks SubscribeOptions.Viewers: a shared output (one HLS muxer)
+// counts as the viewers it reports, including zero, not as one subscriber.
+func TestStatsViewers(t *testing.T) {
+	t.Parallel()
+	h := newHub(t, relay.Config{})
+	n := 3
+	s, err := h.Subscribe("live/v", relay.SubscribeOptions{Protocol: "hls", Viewers: func() int { return n }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	p, err := h.Subscribe("live/v", relay.SubscribeOptions{Protocol: "http-flv"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	st, _ := h.Stream("live/v")
+	if st.Subscribers["hls"] != 3 || st.Subscribers["http-flv"] != 1 {
+		t.Fatalf("subscribers %v, want hls 3, http-flv 1", st.Subscribers)
+	}
+	n = 0
+	if st, _ := h.Stream("live/v"); st.Subscribers["hls"] != 0 {
+		t.Fatalf("subscribers %v, want hls 0", st.Subscribers)
+	}
+}

@@ -16,6 +16,11 @@ type SubscribeOptions struct {
 	// (ErrClosed). It must not block; typically it closes the connection so a writer
 	// blocked in Write returns. It is not called after Subscriber.Close.
 	OnEvict func(err error)
+	// Viewers, if set, is how many viewers this subscriber stands for in
+	// StreamStats.Subscribers[Protocol], instead of one: a shared output such as one HLS
+	// muxer per stream serving many HTTP clients. It is called with the stream's read
+	// lock held, so it must be cheap and must not call back into the hub.
+	Viewers func() int
 }
 
 // SubscriberStats counts what happened to one subscriber.

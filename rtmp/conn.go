@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -46,6 +47,9 @@ type conn struct {
 	log      zerolog.Logger
 	start    time.Time
 	w        *writer // immutable after handshake
+	// evicted is the hub's reason for cutting off a slow player, set by OnEvict before
+	// it closes nc; run logs it instead of the read or write error that follows.
+	evicted atomic.Pointer[error]
 
 	// Owned by run.
 	br         *bufio.Reader
@@ -133,6 +137,9 @@ func (c *conn) run(ctx context.Context) {
 		if werr := c.w.err; werr != nil && !isClosing(werr) {
 			err = werr // the writer's reason (slow player, write timeout) explains the close
 		}
+	}
+	if ep := c.evicted.Load(); ep != nil {
+		err = fmt.Errorf("play: %w", *ep)
 	}
 	c.endAll("connection closed")
 	var in uint64
@@ -467,10 +474,12 @@ func (c *conn) onPlay(sid uint32, name string) {
 	sub, err := c.srv.hub.Subscribe(key, relay.SubscribeOptions{
 		Protocol: c.protocol,
 		Remote:   c.remote,
-		// A slow or abandoned player is cut off at once (its writer may be blocked in
-		// Write); at shutdown (ErrClosed) the writer still says goodbye first.
+		// A slow player is cut off at once: its writer may be blocked in Write. For
+		// ErrNoPublisher (the writer's own Read evicts it) and at shutdown (ErrClosed)
+		// the writer is not blocked and says why first (endPlay), then closes.
 		OnEvict: func(err error) {
-			if !errors.Is(err, relay.ErrClosed) {
+			if errors.Is(err, relay.ErrSlowSubscriber) {
+				c.evicted.Store(&err)
 				c.nc.Close()
 			}
 		},

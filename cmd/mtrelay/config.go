@@ -46,6 +46,9 @@ type Config struct {
 	HTTPSAddr string
 
 	ShutdownTimeout time.Duration
+
+	// DebugAddr is where net/http/pprof is served; empty (the default) means off.
+	DebugAddr string
 }
 
 // tlsEnabled reports whether a certificate is configured.
@@ -91,6 +94,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.HTTPSAddr, "https-addr", ":8443", "HTTPS listen address for the HTTP handlers and RTMPTS (only with --tls-cert)")
 
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 4*time.Second, "how long shutdown waits for connections to drain")
+	fs.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (off when empty)")
 
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: mtrelay [flags]\n\nEvery flag can also be set with an environment variable MTRELAY_<NAME>,\ne.g. MTRELAY_RTMP_ADDR for --rtmp-addr. Precedence: flag > env > default.\n\nFlags:\n")

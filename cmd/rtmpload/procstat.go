@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The server's own figures, read from /proc when -server-pid is given (the
+// target is on loopback, so it runs on this machine): CPU time from
+// /proc/PID/stat, memory from /proc/PID/status (proc(5)).
+
+// userHZ is the unit of utime and stime in /proc/PID/stat; Linux fixes it
+// at 100 for user space on every architecture we run on.
+const userHZ = 100
+
+// procCPU returns the user+system CPU time of pid.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name, which is in parentheses and may
+	// contain spaces: state is field 3, utime 14, stime 15.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	ut, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: bad utime/stime", pid)
+	}
+	return time.Duration(ut+st) * time.Second / userHZ, nil
+}
+
+// procMem returns VmRSS and VmHWM of pid in KiB.
+func procMem(pid int) (rss, hwm int64, err error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		switch k {
+		case "VmRSS":
+			rss = n
+		case "VmHWM":
+			hwm = n
+		}
+	}
+	return rss, hwm, sc.Err()
+}
+
+// coreTimes returns the busy and total time of every core from /proc/stat,
+// in USER_HZ ticks. Busy is everything but idle and iowait. Comparing a
+// core's busy time with the server's CPU time shows how much other
+// processes took from the core the server was pinned to.
+func coreTimes() (busy, total []uint64, err error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return nil, nil, err
+	}
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if len(f) < 6 || !strings.HasPrefix(f[0], "cpu") || f[0] == "cpu" {
+			continue
+		}
+		var sum, idle uint64
+		for i, s := range f[1:] {
+			v, _ := strconv.ParseUint(s, 10, 64)
+			if i >= 8 { // guest and guest_nice are already in user and nice
+				break
+			}
+			sum += v
+			if i == 3 || i == 4 { // idle, iowait
+				idle += v
+			}
+		}
+		busy = append(busy, sum-idle)
+		total = append(total, sum)
+	}
+	return busy, total, nil
+}

@@ -1,0 +1,283 @@
+package hls
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mtrelay/mtrelay/httptunnel/flv"
+	"github.com/mtrelay/mtrelay/relay"
+)
+
+// fixturePackets reads ../../testdata/fixture.flv (H.264 + AAC, 10 s) as hub packets.
+func fixturePackets(t testing.TB) []*relay.Packet {
+	t.Helper()
+	f, err := os.Open("../../testdata/fixture.flv")
+	if err != nil {
+		t.Fatalf("fixture (made by testdata/gen.sh): %v", err)
+	}
+	defer f.Close()
+	r := flv.NewReader(f)
+	var pkts []*relay.Packet
+	for {
+		tg, err := r.ReadTag()
+		if err == io.EOF {
+			return pkts
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := &relay.Packet{Timestamp: int64(tg.Timestamp), Payload: tg.Data}
+		switch tg.Type {
+		case flv.TagScript:
+			p.Kind = relay.KindMetadata
+		case flv.TagVideo:
+			v, err := flv.ParseVideo(tg.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Kind, p.Keyframe, p.SeqHeader = relay.KindVideo, v.Keyframe, v.PacketType == flv.AVCSeqHeader
+		case flv.TagAudio:
+			a, err := flv.ParseAudio(tg.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Kind, p.SeqHeader = relay.KindAudio, a.PacketType == flv.AACSeqHeader
+		default:
+			continue
+		}
+		pkts = append(pkts, p)
+	}
+}
+
+func newServer(t testing.TB, cfg Config) (*relay.Hub, *Server, *httptest.Server) {
+	t.Helper()
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
+	hub, err := relay.New(relay.Config{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg, log, hub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	s.Mount(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		srv.Close()
+		hub.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Close(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	return hub, s, srv
+}
+
+func fetch(t *testing.T, url string, hdr ...string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestMuxerLifecycle: 404 before the stream is live; the first playlist request
+// starts a muxer whose playlists, init file and segments are served; distinct clients
+// count as viewers in the hub's stats; the muxer is freed when idle.
+func TestMuxerLifecycle(t *testing.T) {
+	t.Parallel()
+	hub, s, srv := newServer(t, Config{IdleTimeout: 1500 * time.Millisecond, ViewerWindow: time.Hour})
+	if code, _ := fetch(t, srv.URL+"/live/x/index.m3u8"); code != 404 {
+		t.Fatalf("before publish: %d, want 404", code)
+	}
+	pub, err := hub.Publish("live/x", relay.PublisherInfo{Protocol: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	pkts := fixturePackets(t)
+	stop := make(chan struct{})
+	fed := make(chan struct{})
+	go func() { // feed at 4x real time
+		defer close(fed)
+		start := time.Now()
+		for _, p := range pkts {
+			if d := time.Duration(p.Timestamp)*time.Millisecond/4 - time.Since(start); d > 0 {
+				select {
+				case <-stop:
+					return
+				case <-time.After(d):
+				}
+			}
+			pub.WritePacket(p)
+		}
+	}()
+	defer func() { close(stop); <-fed }()
+
+	code, body := fetch(t, srv.URL+"/live/x/index.m3u8", "User-Agent", "a")
+	if code != 200 || !strings.Contains(body, `CODECS="avc1.4d401e,mp4a.40.2"`) {
+		t.Fatalf("index.m3u8: %d\n%s", code, body)
+	}
+	code, media := fetch(t, srv.URL+"/live/x/video1_stream.m3u8", "User-Agent", "b")
+	if code != 200 || !strings.Contains(media, "#EXT-X-PART:") || !strings.Contains(media, "#EXT-X-MAP:URI=") {
+		t.Fatalf("media playlist: %d\n%s", code, media)
+	}
+	// The init file and every part listed are served.
+	for _, line := range strings.Split(media, "\n") {
+		for _, attr := range []string{`#EXT-X-MAP:URI="`, `URI="`} {
+			if i := strings.Index(line, attr); i >= 0 && !strings.Contains(line, "PRELOAD-HINT") {
+				name := line[i+len(attr):]
+				name = name[:strings.IndexByte(name, '"')]
+				if c, b := fetch(t, srv.URL+"/live/x/"+name); c != 200 || len(b) == 0 {
+					t.Errorf("GET %s: %d, %d bytes", name, c, len(b))
+				}
+				break
+			}
+		}
+	}
+	if c, _ := fetch(t, srv.URL+"/live/x/nothing.mp4"); c != 404 {
+		t.Errorf("unknown file: %d, want 404", c)
+	}
+	st, _ := hub.Stream("live/x")
+	if st.Subscribers[Protocol] != 3 || s.Viewers("live/x") != 3 { // "a", "b" and Go's own user agent
+		t.Errorf("hls viewers: stats %v, Viewers %d; want 3", st.Subscribers, s.Viewers("live/x"))
+	}
+	if s.Muxers() != 1 {
+		t.Fatalf("muxers %d, want 1", s.Muxers())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Muxers() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("muxer not freed after IdleTimeout")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st, _ := hub.Stream("live/x"); st.Subscribers[Protocol] != 0 {
+		t.Errorf("hub still counts %v", st.Subscribers)
+	}
+}
+
+func TestUnsupportedCodec(t *testing.T) {
+	t.Parallel()
+	hub, _, srv := newServer(t, Config{})
+	pub, err := hub.Publish("live/mp3", relay.PublisherInfo{Protocol: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	pub.SetMediaInfo(relay.MediaInfo{VideoCodec: "H264", AudioCodec: "MP3"})
+	if code, body := fetch(t, srv.URL+"/live/mp3/index.m3u8"); code != 415 || !strings.Contains(body, "AAC") {
+		t.Fatalf("%d %q, want 415", code, body)
+	}
+	// Found only in the packets: the muxer fails and requests get 415 too.
+	pub2, err := hub.Publish("live/mp3b", relay.PublisherInfo{Protocol: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub2.Close()
+	type result struct {
+		code int
+		body string
+	}
+	res := make(chan result, 1)
+	go func() { // no t.Fatal off the test goroutine
+		resp, err := http.Get(srv.URL + "/live/mp3b/index.m3u8")
+		if err != nil {
+			res <- result{0, err.Error()}
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		res <- result{resp.StatusCode, string(b)}
+	}()
+	for ts := int64(0); ; ts += 26 {
+		select {
+		case r := <-res:
+			if r.code != 415 {
+				t.Fatalf("%d %q, want 415", r.code, r.body)
+			}
+			return
+		case <-time.After(10 * time.Millisecond):
+			pub2.WritePacket(&relay.Packet{Kind: relay.KindAudio, Timestamp: ts, Payload: []byte{0x2f, 0xff, 0xfb}})
+		}
+	}
+}
+
+// BenchmarkMuxer measures the HLS muxing cost of one stream: hub packets of the
+// fixture (H.264 640x360 25 fps + AAC) through the FLV parsing and gohlslib's LL-HLS
+// fMP4 muxer, per packet.
+func BenchmarkMuxer(b *testing.B) {
+	pkts := fixturePackets(b)
+	var bytesIn int
+	for _, p := range pkts {
+		bytesIn += len(p.Payload)
+	}
+	s := &Server{cfg: Config{}, log: zerolog.Nop()}
+	s.cfg, _ = s.cfg.withDefaults()
+	b.ReportAllocs()
+	b.SetBytes(int64(bytesIn / len(pkts)))
+	var m *muxer
+	var base int64
+	i := 0
+	for b.Loop() {
+		if i%len(pkts) == 0 {
+			if m == nil || i > 0 && m.mux == nil {
+				m = &muxer{s: s, e: &entry{ready: make(chan struct{})}, log: zerolog.Nop()}
+			}
+			if i > 0 {
+				base += 10_040
+			}
+		}
+		p := pkts[i%len(pkts)]
+		if i >= len(pkts) && p.SeqHeader {
+			i++
+			continue
+		}
+		if err := m.frame(relay.Frame{Packet: p, Timestamp: base + p.Timestamp}); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	b.StopTimer()
+	if m.mux != nil {
+		m.mux.Close()
+	}
+	if n := m.encodeErrs.Load(); n > 0 {
+		b.Fatalf("%d encode errors", n)
+	}
+}
+
+// TestImports enforces doc.go: no rtmp, no go-rtmp.
+func TestImports(t *testing.T) {
+	t.Parallel()
+	out, err := exec.CommandContext(t.Context(), "go", "list", "-deps", "-f",
+		"{{if not .Standard}}{{.ImportPath}}{{end}}", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for dep := range strings.FieldsSeq(string(out)) {
+		if strings.Contains(dep, "go-rtmp") || strings.HasPrefix(dep, "github.com/mtrelay/mtrelay/") &&
+			dep != "github.com/mtrelay/mtrelay/relay" && dep != "github.com/mtrelay/mtrelay/httptunnel/flv" &&
+			dep != "github.com/mtrelay/mtrelay/httptunnel/hls" {
+			t.Errorf("hls depends on %s", dep)
+		}
+	}
+}

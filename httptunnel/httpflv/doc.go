@@ -1,0 +1,20 @@
+// Package httpflv serves live streams as HTTP-FLV: GET /{app}/{stream}.flv answers with
+// an endless chunked FLV stream (FLV 10.1) of the hub's stream key "app/stream", played
+// by ffplay, ffmpeg, VLC and flv.js/mpegts.js pages.
+//
+// Each viewer is one relay subscriber (protocol "http-flv") and gets the FLV header,
+// onMetaData, the sequence headers, the cached GOP from its last keyframe, then live
+// tags; its timestamps are rebased by the hub, so only the 11-byte tag headers are per
+// viewer. The tag bodies are the hub's packet payloads, shared by every viewer and
+// never copied: the handler takes over the TCP connection (http.Hijacker) and writes
+// each batch of tags as one HTTP chunk with one writev (net.Buffers).
+//
+// A viewer ends when the client disconnects (a reader goroutine sees EOF), when a write
+// does not finish within Config.WriteTimeout (a stalled client), when the hub evicts it
+// as a slow subscriber, when the stream has had no publisher for the hub's PlayWait,
+// or when the Handler closes.
+//
+// httpflv may import relay, httptunnel/flv, the standard library and zerolog; never
+// rtmp. Goroutines: each viewer runs in its net/http handler goroutine plus one reader
+// goroutine that Handler owns; Close closes every viewer and waits for both.
+package httpflv
