@@ -7,7 +7,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -387,8 +389,9 @@ func testPlayerBeforePublisher(t *testing.T, transport string) {
 	}
 }
 
-// TestPlayWaitExpires plays a key nobody publishes on a relay with PlayWait 1 s: the
-// player gets NetStream.Play.StreamNotFound once the wait is over, and is disconnected.
+// TestPlayWaitExpires plays, on a relay with PlayWait 1 s, a key nobody publishes,
+// and a key whose publisher leaves. Once PlayWait is over without a publisher, each
+// player gets NetStream.Play.StreamNotFound and is disconnected, with a log line.
 func TestPlayWaitExpires(t *testing.T) {
 	t.Parallel()
 	forEachTransport(t, testPlayWaitExpires)
@@ -396,30 +399,64 @@ func TestPlayWaitExpires(t *testing.T) {
 
 func testPlayWaitExpires(t *testing.T, transport string) {
 	r, logs := startRelayLogs(t, func(c *Config) { c.PlayWait = time.Second })
-	const key = "live/nobody"
-	start := time.Now()
-	pl := r.player(t, transport, key)
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 	defer cancel()
-	res := <-goRead(t, ctx, pl, nil)
-	waited := time.Since(start)
-	if res.status == nil || res.status.Code != "NetStream.Play.StreamNotFound" || res.status.Level != "error" {
-		t.Fatalf("player: got %d messages, status %v, error %v; want NetStream.Play.StreamNotFound", len(res.msgs), res.status, res.err)
+
+	// Nobody ever publishes.
+	start := time.Now()
+	nobody := goRead(t, ctx, r.player(t, transport, "live/nobody"), nil)
+
+	// The publisher sends a second of media and leaves.
+	gonePlayer := r.player(t, transport, "live/gone")
+	gone := goRead(t, ctx, gonePlayer, nil)
+	pub := r.publisher(t, "rtmp", "live/gone")
+	var second []rtmptest.FLVTag
+	for _, tg := range fixtureTags(t) {
+		if tg.Timestamp < 1000 {
+			second = append(second, tg)
+		}
 	}
-	t.Logf("StreamNotFound after %v", waited.Round(time.Millisecond))
-	if waited < 900*time.Millisecond {
-		t.Errorf("StreamNotFound after %v, before PlayWait (1s) was over", waited)
+	if err := sendTags(ctx, pub, second, 0, newPacer(0, 0)); err != nil {
+		t.Fatal(err)
 	}
-	// Then the relay closes the connection.
-	_, se, err := readUntilStatus(ctx, pl, nil)
-	if se != nil || err == nil || errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("after StreamNotFound: status %v, error %v; want the connection closed", se, err)
+	left := time.Now() // the relay's wait starts when it reads what follows
+	if err := pub.CloseStream(); err != nil {
+		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the stream entry to go", func() bool {
-		_, ok := r.stream(t, key)
-		return !ok
+	res := <-gone
+	wantUnpublished(t, "player of live/gone", res)
+	gone = goRead(t, ctx, gonePlayer, nil)
+
+	for _, w := range []struct {
+		key   string
+		since time.Time
+		read  <-chan readResult
+	}{{"live/nobody", start, nobody}, {"live/gone", left, gone}} {
+		res := <-w.read
+		waited := time.Since(w.since)
+		if res.status == nil || res.status.Code != "NetStream.Play.StreamNotFound" || res.status.Level != "error" {
+			t.Fatalf("player of %s: got %d messages, status %v, error %v; want NetStream.Play.StreamNotFound",
+				w.key, len(res.msgs), res.status, res.err)
+		}
+		t.Logf("player of %s: StreamNotFound %v after it started to wait", w.key, waited.Round(time.Millisecond))
+		if waited < 900*time.Millisecond {
+			t.Errorf("player of %s: StreamNotFound after %v, before PlayWait (1s) was over", w.key, waited)
+		}
+	}
+	// Then the relay closes both connections.
+	for _, key := range []string{"live/nobody", "live/gone"} {
+		waitFor(t, 5*time.Second, "the stream entry of "+key+" to go", func() bool {
+			_, ok := r.stream(t, key)
+			return !ok
+		})
+		ev := logs.find(func(l map[string]any) bool { return l["message"] == "subscriber evicted" && l["stream"] == key })
+		if len(ev) != 1 || ev[0]["error"] != "relay: no publisher" {
+			t.Errorf("want one 'subscriber evicted' log line for %s saying there is no publisher, got %v", key, ev)
+		}
+	}
+	waitFor(t, 5*time.Second, "the players' connections to close", func() bool {
+		return len(logs.find(func(l map[string]any) bool {
+			return l["message"] == "close" && strings.Contains(fmt.Sprint(l["reason"]), "no publisher")
+		})) == 2
 	})
-	if ev := logs.find(func(l map[string]any) bool { return l["message"] == "subscriber evicted" && l["stream"] == key }); len(ev) != 1 {
-		t.Errorf("want one 'subscriber evicted' log line for %s, got %v", key, ev)
-	}
 }

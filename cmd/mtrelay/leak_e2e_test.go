@@ -40,12 +40,16 @@ func TestNoGoroutineLeak(t *testing.T) {
 		}
 	}
 
-	// Let the relay's goroutines start, then count.
-	time.Sleep(100 * time.Millisecond)
-	base := runtime.NumGoroutine()
-
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
+	// One connection first: once it is served, every goroutine the relay keeps
+	// (listeners, servers) runs. Count when the number has settled.
+	c, err := dialConnect(ctx, r.rtmpAddr, "live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	base := settledGoroutines()
 	// A live stream for the players, looping the fixture at 4 times real time.
 	live, err := dialConnect(ctx, r.rtmpAddr, "live")
 	if err != nil {
@@ -106,6 +110,21 @@ func TestNoGoroutineLeak(t *testing.T) {
 		_ = pprof.Lookup("goroutine").WriteTo(&dump, 2)
 		t.Fatalf("%d goroutines after %d cycles, %d before: leak\n%s", n, cycles, base, dump.String())
 	}
+}
+
+// settledGoroutines returns runtime.NumGoroutine once it read the same twice in a row,
+// 100 ms apart (or after 2 s).
+func settledGoroutines() int {
+	n := runtime.NumGoroutine()
+	for range 20 {
+		time.Sleep(100 * time.Millisecond)
+		m := runtime.NumGoroutine()
+		if m == n {
+			break
+		}
+		n = m
+	}
+	return n
 }
 
 // leakCycle runs connect/disconnect cycle i; its kind is i%6.
