@@ -1,6 +1,9 @@
 package relay
 
-import "strconv"
+import (
+	"strconv"
+	"sync/atomic"
+)
 
 // Kind says what a Packet carries.
 type Kind uint8
@@ -43,6 +46,8 @@ type Packet struct {
 	Keyframe  bool  // video: a random access point
 	SeqHeader bool  // audio/video: a codec configuration record (AVC/AAC sequence header)
 	Payload   []byte
+
+	enc encCache // outputs' shared encodings; see Encoded
 }
 
 // isMedia reports whether p is an audio or video frame, as opposed to a
@@ -71,3 +76,42 @@ var (
 	startPacket = &Packet{Kind: KindStreamStart}
 	endPacket   = &Packet{Kind: KindStreamEnd}
 )
+
+// MaxEncodings is how many output formats may cache an encoding on a Packet.
+const MaxEncodings = 4
+
+// Encoding names one output format's cached encoding of packets (see Packet.Encoded).
+// Outputs get one with NewEncoding, once, at package initialisation.
+type Encoding uint8
+
+var encodings atomic.Uint32
+
+// NewEncoding reserves a cache slot on every Packet for one output format. It panics
+// after MaxEncodings calls: slots are meant for package-level variables.
+func NewEncoding() Encoding {
+	n := encodings.Add(1)
+	if n > MaxEncodings {
+		panic("relay: more than MaxEncodings encodings")
+	}
+	return Encoding(n - 1)
+}
+
+// encCache holds a packet's cached encodings. The hub never reads them; it only gives
+// each output a place to build its wire bytes once and share them between all of its
+// subscribers.
+type encCache [MaxEncodings]atomic.Pointer[[]byte]
+
+// Encoded returns the bytes build makes from p for the output format e, calling build
+// at most once per packet in the common case (two goroutines racing may both build; one
+// result wins and is returned to both). The result must not be modified. build must
+// depend only on p and on settings that are the same for every subscriber of e.
+func (p *Packet) Encoded(e Encoding, build func(*Packet) []byte) []byte {
+	if b := p.enc[e].Load(); b != nil {
+		return *b
+	}
+	b := build(p)
+	if p.enc[e].CompareAndSwap(nil, &b) {
+		return b
+	}
+	return *p.enc[e].Load()
+}

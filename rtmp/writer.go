@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,8 @@ type writer struct {
 	sub     *relay.Subscriber // guarded by mu: the play subscriber, or nil
 	sid     uint32            // guarded by mu: message stream id of the play
 	key     string            // guarded by mu
+
+	flat []byte // owned by run: a batch flattened for non-TCP connections
 }
 
 func newWriter(c *conn) *writer {
@@ -100,18 +103,23 @@ func (w *writer) run(ctx context.Context) {
 
 func (w *writer) loop(ctx context.Context) error {
 	var (
-		buf     = make([]byte, 0, 64<<10)
+		b       = &batch{own: make([]byte, 0, 16<<10)}
 		frames  = make([]relay.Frame, 0, 128)
 		cs      = w.c.srv.cfg.ChunkSize
 		started bool // a KindStreamStart was seen
+		spare   []byte
 	)
 	for {
+		b.reset()
 		w.mu.Lock()
-		buf, w.pending = w.pending, buf[:0]
+		ctrl := w.pending
+		w.pending = spare[:0]
 		sub, sid := w.sub, w.sid
 		w.mu.Unlock()
+		b.addOwn(ctrl)
+		spare = ctrl
 
-		if sub != nil && len(buf) == 0 {
+		if sub != nil && len(ctrl) == 0 {
 			var err error
 			frames, err = sub.Read(ctx, frames[:0])
 			if err != nil {
@@ -124,19 +132,18 @@ func (w *writer) loop(ctx context.Context) error {
 				return w.endPlay(err, sid)
 			}
 			for i := range frames {
-				f := &frames[i]
-				buf = w.appendFrame(buf, cs, sid, f, &started)
-				f.Packet = nil
-				if len(buf) >= flushBytes {
-					if err := w.write(buf); err != nil {
+				w.addFrame(b, cs, sid, &frames[i], &started)
+				frames[i].Packet = nil
+				if b.size >= flushBytes {
+					if err := w.write(b); err != nil {
 						return err
 					}
-					buf = buf[:0]
+					b.reset()
 				}
 			}
 		}
-		if len(buf) > 0 {
-			if err := w.write(buf); err != nil {
+		if b.size > 0 {
+			if err := w.write(b); err != nil {
 				return err
 			}
 			continue
@@ -172,42 +179,62 @@ func (w *writer) endPlay(err error, sid uint32) error {
 	default: // slow subscriber: its socket is full, nothing more can go out
 		return fmt.Errorf("play: %w", err)
 	}
-	_ = w.write(buf)
+	b := &batch{}
+	b.addOwn(buf)
+	_ = w.write(b)
 	return fmt.Errorf("play: %w", err)
 }
 
-// appendFrame appends one frame as RTMP chunks. Timestamps on the wire are 32-bit.
-func (w *writer) appendFrame(buf []byte, cs, sid uint32, f *relay.Frame, started *bool) []byte {
+// addFrame adds one frame to the batch. Timestamps on the wire are 32-bit.
+func (w *writer) addFrame(b *batch, cs, sid uint32, f *relay.Frame, started *bool) {
 	p := f.Packet
 	ts := uint32(f.Timestamp)
 	switch p.Kind {
 	case relay.KindAudio:
-		return chunk.AppendMessage(buf, cs, csidAudio, typeAudio, sid, ts, p.Payload)
+		b.addMessage(p, cs, csidAudio, typeAudio, sid, ts)
 	case relay.KindVideo:
-		return chunk.AppendMessage(buf, cs, csidVideo, typeVideo, sid, ts, p.Payload)
+		b.addMessage(p, cs, csidVideo, typeVideo, sid, ts)
 	case relay.KindMetadata:
-		return chunk.AppendMessage(buf, cs, csidData, typeDataAMF0, sid, ts, p.Payload)
+		b.addMessage(p, cs, csidData, typeDataAMF0, sid, ts)
 	case relay.KindStreamStart:
 		if *started {
-			buf = chunk.AppendMessage(buf, cs, csidControl, typeUserControl, 0, 0, append([]byte{0, userControlBegin}, be32(sid)...))
-			buf = appendStatus(buf, cs, sid, "status", "NetStream.Play.PublishNotify", "publisher is back")
+			m := b.mark()
+			b.own = chunk.AppendMessage(b.own, cs, csidControl, typeUserControl, 0, 0, append([]byte{0, userControlBegin}, be32(sid)...))
+			b.own = appendStatus(b.own, cs, sid, "status", "NetStream.Play.PublishNotify", "publisher is back")
+			b.ownSince(m)
 		}
 		*started = true
 	case relay.KindStreamEnd:
 		*started = true
-		buf = appendStatus(buf, cs, sid, "status", "NetStream.Play.UnpublishNotify", "publisher left")
+		m := b.mark()
+		b.own = appendStatus(b.own, cs, sid, "status", "NetStream.Play.UnpublishNotify", "publisher left")
+		b.ownSince(m)
 	}
-	return buf
 }
 
 func appendStatus(dst []byte, cs, sid uint32, level, code, desc string) []byte {
 	return appendCommand(dst, cs, csidCommand, typeCommandAMF0, sid, "onStatus", float64(0), nil, status{level, code, desc})
 }
 
-func (w *writer) write(b []byte) error {
-	w.c.nc.SetWriteDeadline(time.Now().Add(w.c.srv.cfg.WriteTimeout))
-	n, err := w.c.nc.Write(b)
-	w.bytesOut.Add(int64(n))
+// write sends a batch: with writev on TCP, so shared media bodies are not copied, and
+// as one contiguous Write elsewhere (TLS records, RTMPT tunnels).
+func (w *writer) write(b *batch) error {
+	nc := w.c.nc
+	nc.SetWriteDeadline(time.Now().Add(w.c.srv.cfg.WriteTimeout))
+	var (
+		n   int64
+		err error
+	)
+	if _, ok := nc.(*net.TCPConn); ok {
+		iov := b.buffers()
+		n, err = iov.WriteTo(nc)
+	} else {
+		w.flat = b.appendTo(w.flat[:0])
+		var m int
+		m, err = nc.Write(w.flat)
+		n = int64(m)
+	}
+	w.bytesOut.Add(n)
 	if err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
