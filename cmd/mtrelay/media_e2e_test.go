@@ -42,10 +42,11 @@ func checkCodecs(t *testing.T, input string) {
 // TestHTTPFLVAllFrames plays the fixture over HTTP-FLV with ffmpeg, which joins before
 // the publisher: it must receive every video and audio packet with its bytes, key flag
 // and composition offset, decode all of them, and start on a keyframe. The stream ends
-// PlayWait after the publisher leaves (the chunked body is terminated).
+// PlayWait after the publisher leaves (the chunked body is terminated); PlayWait is 4 s
+// so that a publisher slow to start on a loaded machine is still waited for.
 func TestHTTPFLVAllFrames(t *testing.T) {
 	t.Parallel()
-	r := startRelay(t, func(c *Config) { c.PlayWait = time.Second })
+	r := startRelay(t, func(c *Config) { c.PlayWait = 4 * time.Second })
 	fixture := rtmptest.FixturePath(t)
 	wantV, wantA := mediaPackets(rtmptest.ProbePackets(t, fixture))
 	out := filepath.Join(t.TempDir(), "http-flv.flv")

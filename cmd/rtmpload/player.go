@@ -123,6 +123,7 @@ type playerResult struct {
 	video, audio int    // frames received whose send time is in the window
 	latencies    []int32
 	maxGap       time.Duration // longest time between two frames received in the window
+	maxGapAt     time.Duration // when that gap ended, since the window's start
 }
 
 // playerConfig is what runPlayer needs to connect.
@@ -198,7 +199,9 @@ func runPlayer(ctx context.Context, pc playerConfig, tab *sendTable, w window) (
 		}
 		if w.in(now) {
 			if lastRecv != 0 && w.in(lastRecv) {
-				res.maxGap = max(res.maxGap, time.Duration(now-lastRecv))
+				if g := time.Duration(now - lastRecv); g > res.maxGap {
+					res.maxGap, res.maxGapAt = g, time.Duration(now-w.start)
+				}
 			}
 		}
 		lastRecv = now

@@ -41,12 +41,15 @@ type Report struct {
 	DeliveredMbps     float64 `json:"delivered_mbps"` // all players' wire bytes in the window
 	ExpectedMbps      float64 `json:"expected_mbps"`  // connected × sent_mbps (payload only)
 
-	LatencyMs       Pct     `json:"latency_ms"`          // publisher send → player receive, video frames
-	ConnectMs       Pct     `json:"connect_ms"`          // dial → play sent
-	JoinKeyframeMs  Pct     `json:"join_keyframe_ms"`    // play sent → first video key frame
-	JoinFirstMs     Pct     `json:"join_first_media_ms"` // play sent → first audio/video message
-	FirstIsKeyPct   float64 `json:"first_video_is_key_pct"`
-	MaxGapMs        Pct     `json:"max_gap_ms"`        // per player longest time between two frames; percentiles over players
+	LatencyMs      Pct     `json:"latency_ms"`          // publisher send → player receive, video frames
+	ConnectMs      Pct     `json:"connect_ms"`          // dial → play sent
+	JoinKeyframeMs Pct     `json:"join_keyframe_ms"`    // play sent → first video key frame
+	JoinFirstMs    Pct     `json:"join_first_media_ms"` // play sent → first audio/video message
+	FirstIsKeyPct  float64 `json:"first_video_is_key_pct"`
+	MaxGapMs       Pct     `json:"max_gap_ms"` // per player longest time between two frames; percentiles over players
+	// MaxGapAtSec is when each player's longest gap ended, in seconds into
+	// the window: a narrow spread means one stall hit every player at once.
+	MaxGapAtSec     Pct     `json:"max_gap_at_s"`
 	PublisherLateMs float64 `json:"publisher_late_ms"` // worst lateness of a send against the file's clock
 
 	ServerPID    int     `json:"server_pid,omitempty"`
@@ -135,7 +138,7 @@ func newReport(cfg config, in *input, pub pubResult, res []playerResult, cpu cpu
 			r.ServerRSSMB, r.ServerHWMMB = float64(cpu.serverRSS)/1024, float64(cpu.serverHWM)/1024
 		}
 	}
-	var video, audio, wire, lat, conn, key, first, gap []float64
+	var video, audio, wire, lat, conn, key, first, gap, gapAt []float64
 	var videoSum, firstKey, firstSeen int
 	r.MinPlayerVideoPct = 100
 	for _, p := range res {
@@ -176,6 +179,7 @@ func newReport(cfg config, in *input, pub pubResult, res []playerResult, cpu cpu
 			}
 		}
 		gap = append(gap, ms(p.maxGap))
+		gapAt = append(gapAt, p.maxGapAt.Seconds())
 	}
 	if r.Connected == 0 {
 		r.MinPlayerVideoPct = 0
@@ -188,6 +192,7 @@ func newReport(cfg config, in *input, pub pubResult, res []playerResult, cpu cpu
 	}
 	r.ExpectedMbps = float64(r.Connected) * r.SentMbps
 	r.VideoFrames, r.AudioFrames, r.WireBytes = dist(video), dist(audio), dist(wire)
+	r.MaxGapAtSec = pct(gapAt)
 	r.LatencyMs, r.ConnectMs, r.JoinKeyframeMs, r.JoinFirstMs, r.MaxGapMs = pct(lat), pct(conn), pct(key), pct(first), pct(gap)
 	return r
 }
@@ -235,7 +240,8 @@ func (r *Report) writeText(w io.Writer) {
 	p("  connect        p50 %.1f ms, p90 %.1f ms (dial → play sent)", r.ConnectMs.P50, r.ConnectMs.P90)
 	p("  join→keyframe  p50 %.1f ms, p90 %.1f ms; join→first media p50 %.1f ms; first video frame a key frame: %.1f%%",
 		r.JoinKeyframeMs.P50, r.JoinKeyframeMs.P90, r.JoinFirstMs.P50, r.FirstIsKeyPct)
-	p("  max gap        p50 %.1f ms, p99 %.1f ms, max %.1f ms", r.MaxGapMs.P50, r.MaxGapMs.P99, r.MaxGapMs.Max)
+	p("  max gap        p50 %.1f ms, p99 %.1f ms, max %.1f ms; ended at %.1f/%.1f/%.1f s into the window (p50/p90/max)",
+		r.MaxGapMs.P50, r.MaxGapMs.P99, r.MaxGapMs.Max, r.MaxGapAtSec.P50, r.MaxGapAtSec.P90, r.MaxGapAtSec.Max)
 	if r.ServerPID != 0 {
 		p("  server pid %d  cpu %.1f%%, rss %.1f MB, peak rss %.1f MB %s", r.ServerPID, r.ServerCPUPct, r.ServerRSSMB, r.ServerHWMMB, r.ServerErr)
 	}
