@@ -26,6 +26,8 @@
 #               of the largest run to FILE
 #   -o DIR      keep the JSON reports and logs in DIR (default: a temp dir, removed)
 #   -c "A B"    cores for server and load generator (default "0 1")
+#   -m BIN      run this mtrelay binary instead of building ./cmd/mtrelay
+#               (e.g. one built from an older commit, for before/after numbers)
 #
 # Everything listens on 127.0.0.1 ports chosen free at start. nginx runs
 # from its own generated config in the temp dir (daemon off, master_process
@@ -44,8 +46,9 @@ proto="rtmp"
 profile=""
 outdir=""
 cores="0 1"
+mtrelay_bin=""
 
-while getopts "n:d:r:S:b:i:s:t:P:o:c:h" opt; do
+while getopts "n:d:r:S:b:i:s:t:P:o:c:m:h" opt; do
 	case $opt in
 	n) players=$OPTARG ;;
 	d) duration=$OPTARG ;;
@@ -58,6 +61,7 @@ while getopts "n:d:r:S:b:i:s:t:P:o:c:h" opt; do
 	P) profile=$OPTARG ;;
 	o) outdir=$OPTARG ;;
 	c) cores=$OPTARG ;;
+	m) mtrelay_bin=$(realpath "$OPTARG") ;;
 	h | *)
 		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
 		[ "$opt" = h ] && exit 0 || exit 2
@@ -125,8 +129,13 @@ if [[ " $servers " == *" nginx "* ]] && [ "$proto" = rtmp ]; then
 	fi
 fi
 
-log "building mtrelay and rtmpload"
-go build -o "$tmp/mtrelay" ./cmd/mtrelay
+if [ -n "$mtrelay_bin" ]; then
+	log "building rtmpload; mtrelay is $mtrelay_bin"
+	cp "$mtrelay_bin" "$tmp/mtrelay"
+else
+	log "building mtrelay and rtmpload"
+	go build -o "$tmp/mtrelay" ./cmd/mtrelay
+fi
 go build -o "$tmp/rtmpload" ./cmd/rtmpload
 
 if [ -z "$input" ]; then
