@@ -432,40 +432,8 @@ func (s *logSink) find(match func(map[string]any) bool) []map[string]any {
 // startRelayLogs is startRelay that also returns the relay's log lines.
 func startRelayLogs(t *testing.T, mutate ...func(*Config)) (*testRelay, *logSink) {
 	t.Helper()
-	cfg, err := parseConfig(nil, func(string) string { return "" }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.LogLevel = "debug"
-	for _, m := range mutate {
-		m(&cfg)
-	}
-	rl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		rl.Close()
-		t.Fatal(err)
-	}
 	sink := &logSink{tw: zerolog.NewTestWriter(t)}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &testRelay{rtmpAddr: rl.Addr().String(), httpAddr: hl.Addr().String(), done: make(chan error, 1), cancel: cancel}
-	log := zerolog.New(sink).Level(zerolog.DebugLevel).With().Timestamp().Logger()
-	go func() { r.done <- run(ctx, cfg, log, listeners{rtmp: rl, http: hl}) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-r.done:
-			if err != nil {
-				t.Errorf("relay run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("relay did not stop within 10s")
-		}
-	})
-	return r, sink
+	return launchRelay(t, relayOptions{log: sink}, mutate...), sink
 }
 
 // readResult is what readUntilStatus returned.

@@ -16,36 +16,65 @@ import (
 
 // testRelay is a relay running in-process on 127.0.0.1 ports chosen by the kernel.
 type testRelay struct {
-	rtmpAddr string
-	httpAddr string
-	done     chan error
-	cancel   context.CancelFunc
+	rtmpAddr  string
+	httpAddr  string
+	rtmpsAddr string // "" without TLS
+	httpsAddr string // "" without TLS
+	done      chan error
+	cancel    context.CancelFunc
+}
+
+// relayOptions tunes launchRelay.
+type relayOptions struct {
+	log   io.Writer     // where the relay logs; default the test log
+	level zerolog.Level // default debug
+	tls   bool          // generate a self-signed certificate and open RTMPS and HTTPS listeners
 }
 
 // startRelay runs the relay with default config, changed by mutate, until the test ends.
-func startRelay(t *testing.T, mutate ...func(*Config)) *testRelay {
+func startRelay(t testing.TB, mutate ...func(*Config)) *testRelay {
+	t.Helper()
+	return launchRelay(t, relayOptions{}, mutate...)
+}
+
+// launchRelay runs the relay with every listener on 127.0.0.1:0 until the test ends.
+func launchRelay(t testing.TB, o relayOptions, mutate ...func(*Config)) *testRelay {
 	t.Helper()
 	cfg, err := parseConfig(nil, func(string) string { return "" }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.LogLevel = "debug"
+	if o.tls {
+		cfg.TLSCert, cfg.TLSKey = writeSelfSignedCert(t)
+	}
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	rl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	var ls listeners
+	listen := func() net.Listener {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			ls.close()
+			t.Fatal(err)
+		}
+		return ln
 	}
-	hl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		rl.Close()
-		t.Fatal(err)
-	}
+	ls.rtmp, ls.http = listen(), listen()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &testRelay{rtmpAddr: rl.Addr().String(), httpAddr: hl.Addr().String(), done: make(chan error, 1), cancel: cancel}
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel).With().Timestamp().Logger()
-	go func() { r.done <- run(ctx, cfg, log, listeners{rtmp: rl, http: hl}) }()
+	r := &testRelay{rtmpAddr: ls.rtmp.Addr().String(), httpAddr: ls.http.Addr().String(), done: make(chan error, 1), cancel: cancel}
+	if o.tls {
+		ls.rtmps, ls.https = listen(), listen()
+		r.rtmpsAddr, r.httpsAddr = ls.rtmps.Addr().String(), ls.https.Addr().String()
+	}
+	if o.log == nil {
+		o.log = zerolog.NewTestWriter(t)
+	}
+	if o.level == zerolog.NoLevel || o.level == 0 {
+		o.level = zerolog.DebugLevel
+	}
+	log := zerolog.New(o.log).Level(o.level).With().Timestamp().Logger()
+	go func() { r.done <- run(ctx, cfg, log, ls) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -62,13 +91,17 @@ func startRelay(t *testing.T, mutate ...func(*Config)) *testRelay {
 
 func (r *testRelay) rtmpURL(path string) string { return "rtmp://" + r.rtmpAddr + "/" + path }
 
-// url returns the URL of path over transport "rtmp" or "rtmpt".
+// url returns the URL of path over transport "rtmp", "rtmpt", "rtmps" or "rtmpts".
 func (r *testRelay) url(transport, path string) string {
 	switch transport {
 	case "rtmp":
 		return r.rtmpURL(path)
 	case "rtmpt":
 		return "rtmpt://" + r.httpAddr + "/" + path
+	case "rtmps":
+		return "rtmps://" + r.rtmpsAddr + "/" + path
+	case "rtmpts":
+		return "rtmpts://" + r.httpsAddr + "/" + path
 	}
 	panic("unknown transport " + transport)
 }

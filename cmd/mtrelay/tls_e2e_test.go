@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"io"
 	"math/big"
 	"net"
 	"os"
@@ -29,9 +28,7 @@ import (
 // HTTPS for RTMPTS) and with its log kept for assertions.
 type extRelay struct {
 	*testRelay
-	rtmpsAddr string // "" without TLS
-	httpsAddr string // "" without TLS
-	logs      *logBuffer
+	logs *logBuffer
 }
 
 // extOptions tunes startExtRelay.
@@ -44,64 +41,13 @@ type extOptions struct {
 // Its log goes to the test log and to r.logs.
 func startExtRelay(t testing.TB, o extOptions, mutate ...func(*Config)) *extRelay {
 	t.Helper()
-	cfg, err := parseConfig(nil, func(string) string { return "" }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.LogLevel = "debug"
-	if o.tls {
-		cfg.TLSCert, cfg.TLSKey = writeSelfSignedCert(t)
-	}
-	for _, m := range mutate {
-		m(&cfg)
-	}
-	var ls listeners
-	listen := func() net.Listener {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			ls.close()
-			t.Fatal(err)
-		}
-		return ln
-	}
-	ls.rtmp, ls.http = listen(), listen()
 	r := &extRelay{logs: &logBuffer{}}
-	if o.tls {
-		ls.rtmps, ls.https = listen(), listen()
-		r.rtmpsAddr, r.httpsAddr = ls.rtmps.Addr().String(), ls.https.Addr().String()
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r.testRelay = &testRelay{rtmpAddr: ls.rtmp.Addr().String(), httpAddr: ls.http.Addr().String(), done: make(chan error, 1), cancel: cancel}
-	var w io.Writer = zerolog.MultiLevelWriter(zerolog.NewTestWriter(t), r.logs)
-	level := zerolog.DebugLevel
+	ro := relayOptions{tls: o.tls, log: zerolog.MultiLevelWriter(zerolog.NewTestWriter(t), r.logs)}
 	if o.quiet {
-		w, level = r.logs, zerolog.WarnLevel
+		ro.log, ro.level = r.logs, zerolog.WarnLevel
 	}
-	log := zerolog.New(w).Level(level).With().Timestamp().Logger()
-	go func() { r.done <- run(ctx, cfg, log, ls) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-r.done:
-			if err != nil {
-				t.Errorf("relay run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("relay did not stop within 10s")
-		}
-	})
+	r.testRelay = launchRelay(t, ro, mutate...)
 	return r
-}
-
-// url returns the URL of path over "rtmp", "rtmpt", "rtmps" or "rtmpts".
-func (r *extRelay) url(transport, path string) string {
-	switch transport {
-	case "rtmps":
-		return "rtmps://" + r.rtmpsAddr + "/" + path
-	case "rtmpts":
-		return "rtmpts://" + r.httpsAddr + "/" + path
-	}
-	return r.testRelay.url(transport, path)
 }
 
 // logBuffer keeps the relay's log lines for assertions.
