@@ -499,11 +499,7 @@ func rawHandshake(conn net.Conn) error {
 // rawDial dials addr and performs the handshake; the conn is closed when the test ends.
 func rawDial(t *testing.T, addr string) net.Conn {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := rawDialNoHandshake(t, addr)
 	if err := rawHandshake(conn); err != nil {
 		t.Fatalf("handshake: %v", err)
 	}
