@@ -351,6 +351,12 @@ func (s *Subscriber) Read(ctx context.Context, dst []Frame) ([]Frame, error) {
 		s.mu.Unlock()
 
 		if wait < 0 {
+			if done == nil {
+				// A context that is never done (the caller stops Read with Wake): a plain
+				// receive is cheaper than a select on the hot path.
+				<-s.notify
+				continue
+			}
 			select {
 			case <-s.notify:
 			case <-done:

@@ -172,7 +172,7 @@ func (c *conn) serve(ctx context.Context) (err error) {
 		}
 	}()
 	cfg := &c.srv.cfg
-	c.br = bufio.NewReaderSize(c.nc, 16<<10)
+	c.br = bufio.NewReaderSize(c.nc, 4<<10)
 	c.nc.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
 	if err := serverHandshake(struct {
 		io.Reader

@@ -35,7 +35,7 @@ type Config struct {
 	// long (an idle publisher); default 30s.
 	IdleTimeout time.Duration
 	// WriteTimeout closes a connection whose writes make no progress for this long (a
-	// dead player); default 10s.
+	// dead player), give or take half of it; default 10s.
 	WriteTimeout time.Duration
 	// MaxMessageSize is the largest message a peer may send; default 8 MiB.
 	MaxMessageSize uint32

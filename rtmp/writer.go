@@ -34,7 +34,8 @@ type writer struct {
 	sid     uint32            // guarded by mu: message stream id of the play
 	key     string            // guarded by mu
 
-	flat []byte // owned by run: a batch flattened for non-TCP connections
+	flat     []byte    // owned by run: a batch flattened for non-TCP connections
+	deadline time.Time // owned by run: the write deadline set on the connection
 }
 
 func newWriter(c *conn) *writer {
@@ -103,8 +104,10 @@ func (w *writer) run(ctx context.Context) {
 
 func (w *writer) loop(ctx context.Context) error {
 	var (
-		b       = &batch{own: make([]byte, 0, 16<<10)}
-		frames  = make([]relay.Frame, 0, 128)
+		b       = &batch{own: make([]byte, 0, 1<<10)}
+		frames  = make([]relay.Frame, 0, 64)
+		woken   *relay.Subscriber // the subscriber whose Read ctx cancellation wakes
+		unwake  = func() bool { return false }
 		cs      = w.c.srv.cfg.ChunkSize
 		started bool // a KindStreamStart was seen
 		spare   []byte
@@ -120,8 +123,17 @@ func (w *writer) loop(ctx context.Context) error {
 		spare = ctrl
 
 		if sub != nil && len(ctrl) == 0 {
+			if sub != woken {
+				// Read without a cancellable context (a cheaper wait per packet); ctx's
+				// end wakes it instead.
+				unwake()
+				unwake, woken = context.AfterFunc(ctx, sub.Wake), sub
+			}
 			var err error
-			frames, err = sub.Read(ctx, frames[:0])
+			frames, err = sub.Read(context.Background(), frames[:0])
+			if err == nil && len(frames) == 0 && ctx.Err() != nil {
+				err = ctx.Err()
+			}
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
@@ -220,7 +232,14 @@ func appendStatus(dst []byte, cs, sid uint32, level, code, desc string) []byte {
 // as one contiguous Write elsewhere (TLS records, RTMPT tunnels).
 func (w *writer) write(b *batch) error {
 	nc := w.c.nc
-	nc.SetWriteDeadline(time.Now().Add(w.c.srv.cfg.WriteTimeout))
+	// Move the write deadline only when less than half of WriteTimeout is left, not on
+	// every write: a player gets cut off after WriteTimeout/2 to WriteTimeout without
+	// progress, and the timer is touched a few times a second instead of per packet.
+	now := time.Now()
+	if wt := w.c.srv.cfg.WriteTimeout; w.deadline.Sub(now) < wt/2 {
+		w.deadline = now.Add(wt)
+		nc.SetWriteDeadline(w.deadline)
+	}
 	var (
 		n   int64
 		err error

@@ -43,7 +43,7 @@ type Report struct {
 
 	LatencyMs      Pct     `json:"latency_ms"`          // publisher send → player receive, video frames
 	ConnectMs      Pct     `json:"connect_ms"`          // dial → play sent
-	JoinKeyframeMs Pct     `json:"join_keyframe_ms"`    // play sent → first video key frame
+	JoinKeyframeMs Pct     `json:"join_keyframe_ms"`    // play sent (HTTP-FLV: FLV header received) → first video key frame
 	JoinFirstMs    Pct     `json:"join_first_media_ms"` // play sent → first audio/video message
 	FirstIsKeyPct  float64 `json:"first_video_is_key_pct"`
 	MaxGapMs       Pct     `json:"max_gap_ms"` // per player longest time between two frames; percentiles over players
