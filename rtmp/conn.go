@@ -60,6 +60,8 @@ type conn struct {
 	nextSID    uint32
 	streams    map[uint32]*netStream
 	peerWindow uint32 // ack window asked by the peer
+	backlogged bool   // a reply could not be queued: close
+	lastKey    string // the last stream published or played, for the close log
 	lastAck    uint64
 	scratch    []byte
 }
@@ -154,7 +156,7 @@ func (c *conn) run(ctx context.Context) {
 	if err != nil && !errors.Is(err, io.EOF) {
 		reason = err.Error()
 	}
-	ev.Str("app", c.app).Uint64("bytes_in", in).Int64("bytes_out", out).
+	ev.Str("app", c.app).Str("stream", c.lastKey).Uint64("bytes_in", in).Int64("bytes_out", out).
 		Dur("duration", time.Since(c.start)).Str("reason", reason).Msg("close")
 }
 
@@ -198,8 +200,11 @@ func (c *conn) serve(ctx context.Context) (err error) {
 			}
 			return fmt.Errorf("read: %w", err)
 		}
-		if err := c.handle(m); err != nil {
+		if err := c.handle(ctx, m); err != nil {
 			return err
+		}
+		if c.backlogged {
+			return errBacklog
 		}
 		if read := c.cr.BytesRead(); c.peerWindow > 0 && read-c.lastAck >= uint64(c.peerWindow) {
 			c.lastAck = read
@@ -210,7 +215,7 @@ func (c *conn) serve(ctx context.Context) (err error) {
 
 func be32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
 
-func (c *conn) handle(m *chunk.Message) error {
+func (c *conn) handle(ctx context.Context, m *chunk.Message) error {
 	switch m.TypeID {
 	case typeSetChunkSize, typeAbort, typeAck, typeSetPeerBW:
 		// Chunk size and abort are applied by the chunk reader; acks and peer
@@ -233,11 +238,11 @@ func (c *conn) handle(m *chunk.Message) error {
 		}
 		return c.onData(m, m.Payload)
 	case typeCommandAMF0:
-		return c.onCommand(m, m.Payload)
+		return c.onCommand(ctx, m, m.Payload)
 	case typeCommandAMF3:
 		// Flash clients with objectEncoding 3 send AMF0 commands behind a 0x00 format byte.
 		if len(m.Payload) > 0 && m.Payload[0] == 0 {
-			return c.onCommand(m, m.Payload[1:])
+			return c.onCommand(ctx, m, m.Payload[1:])
 		}
 		return fmt.Errorf("%w: AMF3-encoded command is not supported", errProtocol)
 	default:
@@ -325,7 +330,7 @@ type connectInfo struct {
 
 // onCommand handles an AMF0 command (RTMP 1.0 §7.2; rtmp-interop.md for what OBS and
 // ffmpeg send and expect).
-func (c *conn) onCommand(m *chunk.Message, body []byte) error {
+func (c *conn) onCommand(ctx context.Context, m *chunk.Message, body []byte) error {
 	vals, err := amf.Decode(body)
 	if err != nil {
 		return fmt.Errorf("command: %w", err)
@@ -364,9 +369,9 @@ func (c *conn) onCommand(m *chunk.Message, body []byte) error {
 	case "FCPublish":
 		c.sendCommand(0, "onFCPublish", 0, nil, status{"status", "NetStream.Publish.Start", "FCPublish " + amfStr(arg(1))})
 	case "publish":
-		c.onPublish(m.StreamID, amfStr(arg(1)), amfStr(arg(2)))
+		c.onPublish(ctx, m.StreamID, amfStr(arg(1)), amfStr(arg(2)))
 	case "play":
-		c.onPlay(m.StreamID, amfStr(arg(1)))
+		c.onPlay(ctx, m.StreamID, amfStr(arg(1)))
 	case "getStreamLength":
 		c.sendCommand(0, "_result", txn, nil, float64(0))
 	case "FCUnpublish":
@@ -444,31 +449,69 @@ func (c *conn) stream(sid uint32) *netStream {
 	return ns
 }
 
-func (c *conn) onPublish(sid uint32, name, typ string) {
+func (c *conn) onPublish(ctx context.Context, sid uint32, name, typ string) {
 	ns := c.stream(sid)
 	key, query := relay.Key(c.app, name)
 	if ns == nil || ns.pub != nil || ns.play {
 		c.sendStatus(sid, "error", "NetStream.Publish.BadName", "stream id already in use")
 		return
 	}
+	key, err := c.authorize(ctx, relay.ActionPublish, key, query)
+	if err != nil {
+		c.log.Warn().Str("stream", key).Err(err).Msg("publish refused")
+		c.sendStatus(sid, "error", "NetStream.Publish.Unauthorized", err.Error())
+		return
+	}
 	pub, err := c.srv.hub.Publish(key, relay.PublisherInfo{Protocol: c.protocol, Remote: c.remote, Query: query})
 	if err != nil {
-		code := "NetStream.Publish.BadName"
 		c.log.Warn().Str("stream", key).Err(err).Msg("publish refused")
-		c.sendStatus(sid, "error", code, err.Error())
+		c.sendStatus(sid, "error", "NetStream.Publish.BadName", err.Error())
 		return
 	}
 	ns.pub, ns.key, ns.since, ns.bytes, ns.ts = pub, key, time.Now(), 0, tsUnwrapper{}
+	c.lastKey = key
 	c.sendControl(typeUserControl, append([]byte{0, userControlBegin}, be32(sid)...))
 	c.sendStatus(sid, "status", "NetStream.Publish.Start", key+" is now published")
 	c.log.Info().Str("stream", key).Str("type", typ).Msg("publish")
 }
 
-func (c *conn) onPlay(sid uint32, name string) {
+// authorize asks the server's AccessController about a publish or play and returns the
+// key to use (a controller may rename the stream). A refusal or a failed decision is
+// an error wrapping relay.ErrAccessDenied.
+func (c *conn) authorize(ctx context.Context, action relay.Action, key, query string) (string, error) {
+	if err := relay.ValidateKey(key); err != nil {
+		return key, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.srv.cfg.AccessTimeout)
+	defer cancel()
+	d, err := c.srv.cfg.Access.Authorize(ctx, relay.AccessRequest{
+		Action: action, Key: key, Query: query, Protocol: c.protocol, Remote: c.remote,
+	})
+	switch {
+	case err != nil:
+		return key, fmt.Errorf("%w: %s %s: %w", relay.ErrAccessDenied, action, key, err)
+	case !d.Allow:
+		return key, fmt.Errorf("%w: %s", relay.ErrAccessDenied, d.Reason)
+	case d.Key != "":
+		if err := relay.ValidateKey(d.Key); err != nil {
+			return key, fmt.Errorf("%w: renamed to a bad key: %w", relay.ErrAccessDenied, err)
+		}
+		return d.Key, nil
+	}
+	return key, nil
+}
+
+func (c *conn) onPlay(ctx context.Context, sid uint32, name string) {
 	ns := c.stream(sid)
-	key, _ := relay.Key(c.app, name)
+	key, query := relay.Key(c.app, name)
 	if ns == nil || ns.pub != nil || c.w.playing() {
 		c.sendStatus(sid, "error", "NetStream.Play.Failed", "one play per connection")
+		return
+	}
+	key, err := c.authorize(ctx, relay.ActionPlay, key, query)
+	if err != nil {
+		c.log.Warn().Str("stream", key).Err(err).Msg("play refused")
+		c.sendStatus(sid, "error", "NetStream.Play.Failed", err.Error())
 		return
 	}
 	sub, err := c.srv.hub.Subscribe(key, relay.SubscribeOptions{
@@ -490,6 +533,7 @@ func (c *conn) onPlay(sid uint32, name string) {
 		return
 	}
 	ns.play, ns.key, ns.since = true, key, time.Now()
+	c.lastKey = key
 	c.sendControl(typeUserControl, append([]byte{0, userControlBegin}, be32(sid)...))
 	c.sendStatus(sid, "status", "NetStream.Play.Reset", "playing and resetting "+key)
 	c.sendStatus(sid, "status", "NetStream.Play.Start", "started playing "+key)
@@ -508,7 +552,9 @@ func (c *conn) endStream(ns *netStream, why string) {
 	if ns.play {
 		ns.play = false
 		if c.w != nil {
-			c.w.stopPlay()
+			st := c.w.stopPlay()
+			c.log.Info().Str("stream", ns.key).Int64("packets", st.Packets).Int64("bytes", st.Bytes).
+				Int64("dropped", st.Dropped).Dur("duration", time.Since(ns.since)).Str("reason", why).Msg("play ended")
 		}
 	}
 }
@@ -522,13 +568,13 @@ func (c *conn) endAll(why string) {
 // sendControl queues a protocol control message (chunk stream 2, message stream 0).
 func (c *conn) sendControl(typeID uint8, payload []byte) {
 	c.scratch = chunk.AppendMessage(c.scratch[:0], c.srv.cfg.ChunkSize, csidControl, typeID, 0, 0, payload)
-	c.w.enqueue(c.scratch)
+	c.send(c.scratch)
 }
 
 // sendCommand queues an AMF0 command message on message stream sid.
 func (c *conn) sendCommand(sid uint32, name string, txn float64, vals ...any) {
 	c.scratch = appendCommand(c.scratch[:0], c.srv.cfg.ChunkSize, csidCommand, typeCommandAMF0, sid, append([]any{name, txn}, vals...)...)
-	c.w.enqueue(c.scratch)
+	c.send(c.scratch)
 }
 
 func (c *conn) sendStatus(sid uint32, level, code, desc string) {
@@ -537,7 +583,15 @@ func (c *conn) sendStatus(sid uint32, level, code, desc string) {
 
 func (c *conn) sendData(sid uint32, vals ...any) {
 	c.scratch = appendCommand(c.scratch[:0], c.srv.cfg.ChunkSize, csidData, typeDataAMF0, sid, vals...)
-	c.w.enqueue(c.scratch)
+	c.send(c.scratch)
+}
+
+// send queues chunked bytes for the writer. When the peer lets too much pile up, the
+// connection is marked to close (serve checks backlogged after each message).
+func (c *conn) send(b []byte) {
+	if !c.w.enqueue(b) {
+		c.backlogged = true
+	}
 }
 
 // appendCommand appends an AMF0 command or data message as chunks.

@@ -43,6 +43,10 @@ type Config struct {
 	MaxConns int
 	// AckWindow is the acknowledgement window announced to peers; default 2500000.
 	AckWindow uint32
+	// Access decides on every publish and play; nil allows everything.
+	Access relay.AccessController
+	// AccessTimeout bounds one Access decision; default 5s.
+	AccessTimeout time.Duration
 }
 
 func (c *Config) setDefaults() error {
@@ -69,6 +73,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.AckWindow == 0 {
 		c.AckWindow = 2500000
+	}
+	if c.Access == nil {
+		c.Access = relay.AllowAll
+	}
+	if c.AccessTimeout == 0 {
+		c.AccessTimeout = 5 * time.Second
 	}
 	switch {
 	case c.HandshakeTimeout < 0:

@@ -16,6 +16,12 @@ import (
 // flushBytes is how much a writer gathers before it writes, at most.
 const flushBytes = 256 << 10
 
+// maxPendingControl bounds the protocol replies queued for one connection.
+const maxPendingControl = 1 << 20
+
+// errBacklog closes a connection that makes us queue replies it does not read.
+var errBacklog = errors.New("rtmp: peer does not read its replies (over 1 MiB queued)")
+
 // writer is the only goroutine that writes to a connection after the handshake. The
 // reader queues control and command messages (already chunked) with enqueue; media
 // comes from the relay subscriber. Everything gathered in one round goes out in one
@@ -50,8 +56,17 @@ func (w *writer) signal() {
 }
 
 // enqueue appends chunked bytes to send. Called by the reader goroutine.
-func (w *writer) enqueue(b []byte) {
+//
+// Replies a peer makes us queue are bounded: a peer that sends commands (pings,
+// unknown calls) without reading the answers would otherwise grow pending without
+// limit. Past maxPendingControl, enqueue drops b and reports false; the reader then
+// closes the connection.
+func (w *writer) enqueue(b []byte) bool {
 	w.mu.Lock()
+	if len(w.pending)+len(b) > maxPendingControl {
+		w.mu.Unlock()
+		return false
+	}
 	w.pending = append(w.pending, b...)
 	sub := w.sub
 	w.mu.Unlock()
@@ -59,6 +74,7 @@ func (w *writer) enqueue(b []byte) {
 	if sub != nil {
 		sub.Wake()
 	}
+	return true
 }
 
 func (w *writer) playing() bool {
@@ -75,17 +91,20 @@ func (w *writer) play(sub *relay.Subscriber, sid uint32, key string) {
 	w.signal()
 }
 
-// stopPlay detaches the subscriber.
-func (w *writer) stopPlay() {
+// stopPlay detaches the subscriber and returns what it delivered.
+func (w *writer) stopPlay() relay.SubscriberStats {
 	w.mu.Lock()
 	sub := w.sub
 	w.sub = nil
 	w.mu.Unlock()
+	var st relay.SubscriberStats
 	if sub != nil {
+		st = sub.Stats()
 		sub.Close()
 		sub.Wake()
 	}
 	w.signal()
+	return st
 }
 
 // run writes until ctx is done or a write fails; on a failure it closes the connection

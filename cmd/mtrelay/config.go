@@ -148,6 +148,12 @@ func (c *Config) validate() error {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return fmt.Errorf("--tls-cert and --tls-key go together")
 	}
+	if c.ChunkSize < 128 || c.ChunkSize > 0xFFFFFF {
+		return fmt.Errorf("--chunk-size %d: want 128..16777215", c.ChunkSize)
+	}
+	if c.MaxMessageSize < 1<<10 || c.MaxMessageSize > 0xFFFFFF {
+		return fmt.Errorf("--max-message-size %d: want 1024..16777215 (RTMP lengths are 24-bit)", c.MaxMessageSize)
+	}
 	if c.RTMPAddr == "" || c.HTTPAddr == "" {
 		return fmt.Errorf("--rtmp-addr and --http-addr must not be empty")
 	}

@@ -1,0 +1,72 @@
+package relay
+
+import (
+	"context"
+	"errors"
+)
+
+// Action is what a client asks to do with a stream.
+type Action uint8
+
+// Actions an AccessController decides on.
+const (
+	ActionPublish Action = iota + 1
+	ActionPlay
+)
+
+// String returns "publish" or "play".
+func (a Action) String() string {
+	switch a {
+	case ActionPublish:
+		return "publish"
+	case ActionPlay:
+		return "play"
+	}
+	return "action?"
+}
+
+// AccessRequest describes a publish or play request for an access decision. Protocol
+// layers fill it in; it names no wire format.
+type AccessRequest struct {
+	Action   Action
+	Key      string // "app/stream", the query removed
+	Query    string // the raw query given after '?' (e.g. "key=K"); never log it
+	Protocol string // "rtmp", "rtmpt", "rtmps", "http-flv", ...
+	Remote   string // client address
+}
+
+// AccessDecision is an AccessController's answer.
+type AccessDecision struct {
+	// Allow lets the request go on. When false, Reason says why (sent to the client
+	// and logged).
+	Allow  bool
+	Reason string
+	// Key, when not empty, replaces the requested key (a hook renaming a stream so
+	// viewers never see the publisher's stream key).
+	Key string
+}
+
+// ErrAccessDenied is wrapped by protocol layers when an AccessController refuses.
+var ErrAccessDenied = errors.New("relay: access denied")
+
+// AccessController decides who may publish and play what: stream keys in a database,
+// HTTP hooks, or both. It is called once per request, from the requesting connection's
+// goroutine, and may block up to ctx's deadline; an error refuses the request (a
+// controller that wants to fail open returns Allow instead).
+type AccessController interface {
+	Authorize(ctx context.Context, req AccessRequest) (AccessDecision, error)
+}
+
+// AccessFunc adapts a function to AccessController.
+type AccessFunc func(ctx context.Context, req AccessRequest) (AccessDecision, error)
+
+// Authorize calls f.
+func (f AccessFunc) Authorize(ctx context.Context, req AccessRequest) (AccessDecision, error) {
+	return f(ctx, req)
+}
+
+// AllowAll is the AccessController used without a database or hooks: open publishing
+// and playing.
+var AllowAll AccessController = AccessFunc(func(context.Context, AccessRequest) (AccessDecision, error) {
+	return AccessDecision{Allow: true}, nil
+})
