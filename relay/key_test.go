@@ -8,32 +8,34 @@ import (
 	"github.com/mtrelay/mtrelay/relay"
 )
 
+// keyCases drives TestKey and seeds FuzzKey.
+var keyCases = []struct {
+	name, app, stream string
+	key, query        string
+	valid             bool
+}{
+	{"plain", "live", "cam", "live/cam", "", true},
+	{"query", "live", "cam?key=K&x=1", "live/cam", "key=K&x=1", true},
+	{"empty query", "live", "cam?", "live/cam", "", true},
+	{"second question mark kept in query", "live", "cam?a=?b", "live/cam", "a=?b", true},
+	{"unicode", "live", "kamera-ü", "live/kamera-ü", "", true},
+	{"empty name", "live", "", "live/", "", false},
+	{"empty name with query", "live", "?key=K", "live/", "key=K", false},
+	{"empty app", "", "cam", "/cam", "", false},
+	{"dotdot", "live", "..", "live/..", "", false},
+	{"dot app", ".", "cam", "./cam", "", false},
+	{"slash in name", "live", "a/b", "live/a/b", "", false},
+	{"backslash", "live", `a\b`, `live/a\b`, "", false},
+	{"control char", "live", "a\nb", "live/a\nb", "", false},
+	{"DEL", "live", "a\x7fb", "live/a\x7fb", "", false},
+	{"invalid UTF-8", "live", "a\xffb", "live/a\xffb", "", false},
+	{"too long", "live", strings.Repeat("x", relay.MaxKeyLen), "live/" + strings.Repeat("x", relay.MaxKeyLen), "", false},
+	{"longest", "live", strings.Repeat("x", relay.MaxKeyLen-5), "live/" + strings.Repeat("x", relay.MaxKeyLen-5), "", true},
+}
+
 func TestKey(t *testing.T) {
-	cases := []struct {
-		name, app, stream string
-		key, query        string
-		valid             bool
-	}{
-		{"plain", "live", "cam", "live/cam", "", true},
-		{"query", "live", "cam?key=K&x=1", "live/cam", "key=K&x=1", true},
-		{"empty query", "live", "cam?", "live/cam", "", true},
-		{"second question mark kept in query", "live", "cam?a=?b", "live/cam", "a=?b", true},
-		{"unicode", "live", "kamera-ü", "live/kamera-ü", "", true},
-		{"empty name", "live", "", "live/", "", false},
-		{"empty name with query", "live", "?key=K", "live/", "key=K", false},
-		{"empty app", "", "cam", "/cam", "", false},
-		{"dotdot", "live", "..", "live/..", "", false},
-		{"dot app", ".", "cam", "./cam", "", false},
-		{"slash in name", "live", "a/b", "live/a/b", "", false},
-		{"backslash", "live", `a\b`, `live/a\b`, "", false},
-		{"control char", "live", "a\nb", "live/a\nb", "", false},
-		{"DEL", "live", "a\x7fb", "live/a\x7fb", "", false},
-		{"invalid UTF-8", "live", "a\xffb", "live/a\xffb", "", false},
-		{"too long", "live", strings.Repeat("x", relay.MaxKeyLen), "live/" + strings.Repeat("x", relay.MaxKeyLen), "", false},
-		{"longest", "live", strings.Repeat("x", relay.MaxKeyLen-5), "live/" + strings.Repeat("x", relay.MaxKeyLen-5), "", true},
-	}
 	h := newHub(t, relay.Config{})
-	for _, tc := range cases {
+	for _, tc := range keyCases {
 		t.Run(tc.name, func(t *testing.T) {
 			key, query := relay.Key(tc.app, tc.stream)
 			if key != tc.key || query != tc.query {
@@ -88,4 +90,36 @@ func TestNewRejectsNegative(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzKey checks that Key and ValidateKey never panic, that Key keeps every byte of
+// its input (key and query give back app and name), and that a key ValidateKey
+// accepts round-trips: Key of its two parts returns it unchanged with no query.
+func FuzzKey(f *testing.F) {
+	for _, tc := range keyCases {
+		f.Add(tc.app, tc.stream)
+	}
+	f.Fuzz(func(t *testing.T, app, name string) {
+		key, query := relay.Key(app, name)
+		whole := key
+		if strings.Contains(name, "?") {
+			whole += "?" + query
+		}
+		if whole != app+"/"+name {
+			t.Fatalf("Key(%q, %q) = %q, %q: bytes lost", app, name, key, query)
+		}
+		if relay.ValidateKey(key) != nil {
+			return
+		}
+		if len(key) > relay.MaxKeyLen || strings.Count(key, "/") != 1 || strings.Contains(key, "?") {
+			t.Fatalf("ValidateKey accepted %q", key)
+		}
+		a, n, _ := strings.Cut(key, "/")
+		if a != app {
+			t.Fatalf("valid key %q from Key(%q, %q) has app %q", key, app, name, a)
+		}
+		if k2, q2 := relay.Key(a, n); k2 != key || q2 != "" {
+			t.Fatalf("Key(%q, %q) = %q, %q; want %q and no query", a, n, k2, q2, key)
+		}
+	})
 }

@@ -456,13 +456,15 @@ func (c *conn) onPublish(ctx context.Context, sid uint32, name, typ string) {
 		c.sendStatus(sid, "error", "NetStream.Publish.BadName", "stream id already in use")
 		return
 	}
-	key, err := c.authorize(ctx, relay.ActionPublish, key, query)
+	key, owner, err := c.authorize(ctx, relay.ActionPublish, key, query)
 	if err != nil {
 		c.log.Warn().Str("stream", key).Err(err).Msg("publish refused")
 		c.sendStatus(sid, "error", "NetStream.Publish.Unauthorized", err.Error())
 		return
 	}
-	pub, err := c.srv.hub.Publish(key, relay.PublisherInfo{Protocol: c.protocol, Remote: c.remote, Query: query})
+	// Kick (relay.Hub.Kick) closes the socket; run then ends and unpublishes.
+	pub, err := c.srv.hub.Publish(key, relay.PublisherInfo{Protocol: c.protocol, Remote: c.remote, Query: query,
+		Owner: owner, Kick: func() { c.nc.Close() }})
 	if err != nil {
 		c.log.Warn().Str("stream", key).Err(err).Msg("publish refused")
 		c.sendStatus(sid, "error", "NetStream.Publish.BadName", err.Error())
@@ -476,11 +478,11 @@ func (c *conn) onPublish(ctx context.Context, sid uint32, name, typ string) {
 }
 
 // authorize asks the server's AccessController about a publish or play and returns the
-// key to use (a controller may rename the stream). A refusal or a failed decision is
-// an error wrapping relay.ErrAccessDenied.
-func (c *conn) authorize(ctx context.Context, action relay.Action, key, query string) (string, error) {
+// key to use (a controller may rename the stream) and the decision's Owner. A refusal
+// or a failed decision is an error wrapping relay.ErrAccessDenied.
+func (c *conn) authorize(ctx context.Context, action relay.Action, key, query string) (string, string, error) {
 	if err := relay.ValidateKey(key); err != nil {
-		return key, err
+		return key, "", err
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.srv.cfg.AccessTimeout)
 	defer cancel()
@@ -489,16 +491,16 @@ func (c *conn) authorize(ctx context.Context, action relay.Action, key, query st
 	})
 	switch {
 	case err != nil:
-		return key, fmt.Errorf("%w: %s %s: %w", relay.ErrAccessDenied, action, key, err)
+		return key, "", fmt.Errorf("%w: %s %s: %w", relay.ErrAccessDenied, action, key, err)
 	case !d.Allow:
-		return key, fmt.Errorf("%w: %s", relay.ErrAccessDenied, d.Reason)
+		return key, "", fmt.Errorf("%w: %s", relay.ErrAccessDenied, d.Reason)
 	case d.Key != "":
 		if err := relay.ValidateKey(d.Key); err != nil {
-			return key, fmt.Errorf("%w: renamed to a bad key: %w", relay.ErrAccessDenied, err)
+			return key, "", fmt.Errorf("%w: renamed to a bad key: %w", relay.ErrAccessDenied, err)
 		}
-		return d.Key, nil
+		return d.Key, d.Owner, nil
 	}
-	return key, nil
+	return key, d.Owner, nil
 }
 
 func (c *conn) onPlay(ctx context.Context, sid uint32, name string) {
@@ -508,7 +510,7 @@ func (c *conn) onPlay(ctx context.Context, sid uint32, name string) {
 		c.sendStatus(sid, "error", "NetStream.Play.Failed", "one play per connection")
 		return
 	}
-	key, err := c.authorize(ctx, relay.ActionPlay, key, query)
+	key, _, err := c.authorize(ctx, relay.ActionPlay, key, query)
 	if err != nil {
 		c.log.Warn().Str("stream", key).Err(err).Msg("play refused")
 		c.sendStatus(sid, "error", "NetStream.Play.Failed", err.Error())
@@ -534,6 +536,7 @@ func (c *conn) onPlay(ctx context.Context, sid uint32, name string) {
 	}
 	ns.play, ns.key, ns.since = true, key, time.Now()
 	c.lastKey = key
+	c.srv.players.Add(1)
 	c.sendControl(typeUserControl, append([]byte{0, userControlBegin}, be32(sid)...))
 	c.sendStatus(sid, "status", "NetStream.Play.Reset", "playing and resetting "+key)
 	c.sendStatus(sid, "status", "NetStream.Play.Start", "started playing "+key)
@@ -551,6 +554,7 @@ func (c *conn) endStream(ns *netStream, why string) {
 	}
 	if ns.play {
 		ns.play = false
+		c.srv.players.Add(-1)
 		if c.w != nil {
 			st := c.w.stopPlay()
 			c.log.Info().Str("stream", ns.key).Int64("packets", st.Packets).Int64("bytes", st.Bytes).

@@ -1,8 +1,6 @@
 package rtmp
 
 import (
-	"bytes"
-
 	"github.com/mtrelay/mtrelay/relay"
 )
 
@@ -39,10 +37,11 @@ func videoFlags(p []byte) (keyframe, seqHeader bool) {
 	b0 := p[0]
 	frameType := (b0 >> 4) & 0x07
 	keyframe = frameType == 1
-	if b0&0x80 != 0 { // enhanced: low nibble is the packet type
+	if b0&0x80 != 0 { // enhanced: low nibble is the packet type, then a FourCC
 		pt := b0 & 0x0F
-		// SequenceStart (0) and MPEG2TSSequenceStart (5) configure the decoder.
-		return keyframe, pt == 0 || pt == 5
+		// SequenceStart (0) and MPEG2TSSequenceStart (5) configure the decoder; one
+		// without its FourCC configures nothing.
+		return keyframe, (pt == 0 || pt == 5) && len(p) >= 5
 	}
 	codec := b0 & 0x0F
 	if (codec == 7 || codec == 12 || codec == 13) && len(p) > 1 { // AVC, HEVC (ext), AV1 (ext)
@@ -71,8 +70,11 @@ func videoCodecName(p []byte) string {
 	if len(p) == 0 {
 		return ""
 	}
-	if p[0]&0x80 != 0 && len(p) >= 5 {
-		return fourCCName(p[1:5])
+	if p[0]&0x80 != 0 {
+		if len(p) >= 5 {
+			return fourCCName(p[1:5])
+		}
+		return ""
 	}
 	switch p[0] & 0x0F {
 	case 2:
@@ -122,7 +124,15 @@ func fourCCName(b []byte) string {
 	case "Opus":
 		return "Opus"
 	}
-	return string(bytes.ToValidUTF8(b, []byte("?")))
+	// An unknown FourCC goes to stats and logs: printable ASCII only.
+	out := make([]byte, len(b))
+	for i, c := range b {
+		if c < 0x20 || c > 0x7E {
+			c = '?'
+		}
+		out[i] = c
+	}
+	return string(out)
 }
 
 // metadataInfo reads width/height/framerate/codec ids/sample rate/channels from an

@@ -103,7 +103,8 @@ type Server struct {
 	stop context.CancelFunc
 
 	nextID atomic.Uint64
-	active atomic.Int64   // connections being served
+	active  atomic.Int64 // connections being served
+	players atomic.Int64 // plays in progress
 	wg     sync.WaitGroup // connection goroutines started by Serve and ServeConn
 
 	mu    sync.Mutex
@@ -190,6 +191,10 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn) {
 
 // Conns returns the number of connections being served.
 func (s *Server) Conns() int { return int(s.active.Load()) }
+
+// Players returns the number of plays in progress. After the hub is closed it falls to
+// zero as players are told their stream ended, which shutdown waits for.
+func (s *Server) Players() int { return int(s.players.Load()) }
 
 // Close closes every connection and waits until their goroutines are gone or ctx is
 // done. Serve calls return.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mtrelay/mtrelay/httptunnel/tunneltest"
 	"github.com/mtrelay/mtrelay/rtmp/rtmptest"
 )
 
@@ -69,8 +71,11 @@ func TestDuplicatePublisherRefused(t *testing.T) {
 	rtmptest.DecodeFrames(t, out)
 }
 
-// TestSIGTERMGracefulShutdown runs the real binary, sends SIGTERM while a stream plays,
-// and checks the process exits 0 within 5 s and the player is told the stream ended.
+// TestSIGTERMGracefulShutdown runs the real binary, sends SIGTERM (and, in a second
+// relay, SIGINT) while a stream plays, and checks the process exits 0 within 5 s and
+// every player is told the stream ended: ffmpeg ends cleanly, and Go players over RTMP
+// and RTMPT get onStatus NetStream.Play.UnpublishNotify or NetStream.Play.Stop before
+// their connection closes.
 func TestSIGTERMGracefulShutdown(t *testing.T) {
 	t.Parallel()
 	bin := filepath.Join(t.TempDir(), "mtrelay")
@@ -78,6 +83,15 @@ func TestSIGTERMGracefulShutdown(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	for name, sig := range map[string]syscall.Signal{"SIGTERM": syscall.SIGTERM, "SIGINT": syscall.SIGINT} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testGracefulShutdown(t, bin, sig)
+		})
+	}
+}
+
+func testGracefulShutdown(t *testing.T, bin string, sig syscall.Signal) {
 	cmd := exec.CommandContext(t.Context(), bin, "--rtmp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-format", "json")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -88,18 +102,19 @@ func TestSIGTERMGracefulShutdown(t *testing.T) {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	lines := bufio.NewScanner(stderr)
-	var rtmpAddr string
+	var rtmpAddr, httpAddr string
 	for rtmpAddr == "" && lines.Scan() {
 		var l struct {
 			Message string `json:"message"`
 			RTMP    string `json:"rtmp"`
+			HTTP    string `json:"http"`
 		}
 		if json.Unmarshal(lines.Bytes(), &l) == nil && l.Message == "mtrelay listening" {
-			rtmpAddr = l.RTMP
+			rtmpAddr, httpAddr = l.RTMP, l.HTTP
 		}
 	}
-	if rtmpAddr == "" {
-		t.Fatal("relay did not log its listening address")
+	if rtmpAddr == "" || httpAddr == "" {
+		t.Fatal("relay did not log its listening addresses")
 	}
 	var logs strings.Builder
 	logDone := make(chan struct{})
@@ -115,10 +130,38 @@ func TestSIGTERMGracefulShutdown(t *testing.T) {
 	rtmptest.StartPublisher(t, url, rtmptest.PublishOptions{Loop: true})
 	out := filepath.Join(t.TempDir(), "player.flv")
 	player := rtmptest.StartRecorder(t, url, out)
+
+	// Go players over both transports, reading until the relay says the stream ended.
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	goPlayers := make(map[string]<-chan readResult)
+	for _, transport := range transports {
+		var c *rtmptest.Client
+		switch transport {
+		case "rtmp":
+			c, err = rtmptest.Dial(ctx, rtmpAddr)
+		case "rtmpt":
+			var conn net.Conn
+			if conn, err = tunneltest.Dial(ctx, "http://"+httpAddr); err == nil {
+				c, err = rtmptest.NewClientContext(ctx, conn)
+			}
+		}
+		if err != nil {
+			t.Fatalf("%s player: dial: %v", transport, err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if err := c.Connect("live", "rtmp://"+rtmpAddr+"/live"); err != nil {
+			t.Fatalf("%s player: connect: %v", transport, err)
+		}
+		if err := c.Play("term"); err != nil {
+			t.Fatalf("%s player: play: %v", transport, err)
+		}
+		goPlayers[transport] = goRead(t, ctx, c, nil)
+	}
 	time.Sleep(3 * time.Second)
 
 	start := time.Now()
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
@@ -133,12 +176,22 @@ func TestSIGTERMGracefulShutdown(t *testing.T) {
 			t.Fatal(err)
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatalf("relay still running 5s after SIGTERM\n%s", logs.String())
+		t.Fatalf("relay still running 5s after %v\n%s", sig, logs.String())
 	}
-	t.Logf("exited %v after SIGTERM", time.Since(start).Round(time.Millisecond))
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	if err := player.Wait(ctx); err != nil {
+	t.Logf("exited %v after %v", time.Since(start).Round(time.Millisecond), sig)
+	for _, transport := range transports {
+		res := <-goPlayers[transport]
+		if len(res.msgs) == 0 {
+			t.Errorf("%s Go player: no media before %v", transport, sig)
+		}
+		if res.status == nil || (res.status.Code != "NetStream.Play.UnpublishNotify" && res.status.Code != "NetStream.Play.Stop") {
+			t.Errorf("%s Go player: after %d messages, ended with status %v, error %v; want NetStream.Play.UnpublishNotify or NetStream.Play.Stop before the connection closed",
+				transport, len(res.msgs), res.status, res.err)
+		}
+	}
+	pctx, pcancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer pcancel()
+	if err := player.Wait(pctx); err != nil {
 		t.Fatalf("player did not end cleanly: %v", err)
 	}
 	if st, err := os.Stat(out); err != nil || st.Size() == 0 {

@@ -52,7 +52,13 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger, ls listeners) erro
 	if err != nil {
 		return fmt.Errorf("hub: %w", err)
 	}
+	sess, err := newSessions(cfg, log, hub)
+	if err != nil {
+		return err
+	}
+	defer closeSessions(sess, cfg, log)
 	rs, err := rtmp.New(rtmp.Config{
+		Access:           sess,
 		ChunkSize:        uint32(cfg.ChunkSize),
 		HandshakeTimeout: cfg.HandshakeTimeout,
 		IdleTimeout:      cfg.IdleTimeout,
@@ -86,6 +92,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger, ls listeners) erro
 
 	mux := http.NewServeMux()
 	tunnels.Mount(mux)
+	sess.Mount(mux)
 	media := mountMedia(mux, log, hub, ls.rtmp.Addr())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -156,17 +163,21 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger, ls listeners) erro
 		log.Error().Err(runErr).Msg("listener failed, shutting down")
 	}
 
-	// Stop accepting; players hear that the stream ended; then close what is left.
+	// Stop accepting RTMP; players hear that the stream ended; then close what is left.
+	// The HTTP listener stays open through the drain: RTMPT players fetch their
+	// end-of-stream status with their next /idle.
 	sctx, cancel := context.WithTimeoutCause(context.Background(), cfg.ShutdownTimeout,
 		errors.New("shutdown timeout"))
 	defer cancel()
+	for _, l := range []net.Listener{ls.rtmp, ls.rtmps} {
+		if l != nil {
+			l.Close()
+		}
+	}
+	hub.Close()
+	drainPlayers(rs, tunnels, min(time.Second, cfg.ShutdownTimeout/3))
 	ls.close()
 	hs.SetKeepAlivesEnabled(false)
-	hub.Close()
-	// Players' writers flush the end-of-stream status and close their connections;
-	// give them a moment before the remaining connections (publishers) are cut.
-	drain := time.NewTimer(min(200*time.Millisecond, cfg.ShutdownTimeout/4))
-	<-drain.C
 	if err := tunnels.Close(sctx); err != nil {
 		log.Warn().Err(err).Msg("rtmpt tunnels did not close in time")
 	}
@@ -182,4 +193,18 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger, ls listeners) erro
 	wg.Wait()
 	log.Info().Msg("stopped")
 	return runErr
+}
+
+// drainPlayers waits, at most max, until every RTMP player was told its stream ended
+// and closed, and, when RTMPT tunnels are open, long enough for their clients to poll
+// once more and collect what was queued for them (an /idle is held 200 ms at most and
+// ffmpeg polls again 50 ms after an empty reply).
+func drainPlayers(rs *rtmp.Server, tunnels *httptunnel.Server, max time.Duration) {
+	deadline := time.Now().Add(max)
+	for rs.Players() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if tunnels.Tunnels() > 0 {
+		time.Sleep(min(400*time.Millisecond, time.Until(deadline)))
+	}
 }
