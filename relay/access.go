@@ -44,6 +44,9 @@ type AccessDecision struct {
 	// Key, when not empty, replaces the requested key (a hook renaming a stream so
 	// viewers never see the publisher's stream key).
 	Key string
+	// Owner, for a publish, names who answers for it (e.g. the role owning the stream
+	// key); protocol layers copy it into PublisherInfo.Owner.
+	Owner string
 }
 
 // ErrAccessDenied is wrapped by protocol layers when an AccessController refuses.

@@ -15,6 +15,13 @@ type PublisherInfo struct {
 	Protocol string // "rtmp", "rtmpt", ...
 	Remote   string // remote address
 	Query    string // the raw query string given after '?', kept for auth; never logged
+	// Owner is who answers for this publish (the role owning the stream key, from
+	// AccessDecision.Owner); empty when publishing is open. Hub.Kick shows it to its
+	// permission check.
+	Owner string
+	// Kick, when not nil, disconnects the publisher's connection; Hub.Kick calls it
+	// once, without holding hub locks. It must not block.
+	Kick func()
 }
 
 // stream is one key's entry in the hub: the current publisher, the subscribers and

@@ -102,10 +102,10 @@ type Server struct {
 	base context.Context // canceled by Close; parent of every connection's context
 	stop context.CancelFunc
 
-	nextID atomic.Uint64
-	active  atomic.Int64 // connections being served
-	players atomic.Int64 // plays in progress
-	wg     sync.WaitGroup // connection goroutines started by Serve and ServeConn
+	nextID  atomic.Uint64
+	active  atomic.Int64   // connections being served
+	players atomic.Int64   // plays in progress
+	wg      sync.WaitGroup // connection goroutines started by Serve and ServeConn
 
 	mu    sync.Mutex
 	conns map[*conn]struct{} // guarded by mu

@@ -47,6 +47,13 @@ type Config struct {
 
 	ShutdownTimeout time.Duration
 
+	// Sessions and stream keys (see session.Config); no DatabaseURL means open
+	// publishing and no logins.
+	DatabaseURL        string
+	SessionIdleTimeout time.Duration
+	SessionMaxAge      time.Duration
+	MaxSessions        int
+
 	// DebugAddr is where net/http/pprof is served; empty (the default) means off.
 	DebugAddr string
 }
@@ -92,6 +99,11 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key (PEM)")
 	fs.StringVar(&cfg.RTMPSAddr, "rtmps-addr", ":1936", "RTMPS listen address (only with --tls-cert)")
 	fs.StringVar(&cfg.HTTPSAddr, "https-addr", ":8443", "HTTPS listen address for the HTTP handlers and RTMPTS (only with --tls-cert)")
+
+	fs.StringVar(&cfg.DatabaseURL, "database-url", "", "PostgreSQL URL of the relay's service role (mtrelay_service): enables stream keys and logins; empty: open publishing, no logins")
+	fs.DurationVar(&cfg.SessionIdleTimeout, "session-idle-timeout", 30*time.Minute, "end a console session unused for this long (closes its database connection)")
+	fs.DurationVar(&cfg.SessionMaxAge, "session-max-age", 12*time.Hour, "end a console session this long after login")
+	fs.IntVar(&cfg.MaxSessions, "max-sessions", 1000, "maximum live console sessions (each holds one database connection)")
 
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 4*time.Second, "how long shutdown waits for connections to drain")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (off when empty)")
@@ -153,6 +165,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxMessageSize < 1<<10 || c.MaxMessageSize > 0xFFFFFF {
 		return fmt.Errorf("--max-message-size %d: want 1024..16777215 (RTMP lengths are 24-bit)", c.MaxMessageSize)
+	}
+	if c.SessionIdleTimeout <= 0 || c.SessionMaxAge <= 0 || c.MaxSessions <= 0 {
+		return fmt.Errorf("--session-idle-timeout, --session-max-age and --max-sessions must be positive")
 	}
 	if c.RTMPAddr == "" || c.HTTPAddr == "" {
 		return fmt.Errorf("--rtmp-addr and --http-addr must not be empty")

@@ -22,6 +22,9 @@ func main() {
 }
 
 func realMain(args []string, getenv func(string) string, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "migrate" {
+		return migrateMain(args[1:], getenv, stderr)
+	}
 	cfg, err := parseConfig(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0

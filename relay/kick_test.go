@@ -1,0 +1,45 @@
+package relay_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/mtrelay/mtrelay/relay"
+	"github.com/rs/zerolog"
+)
+
+func TestKick(t *testing.T) {
+	h, err := relay.New(relay.Config{}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := h.Kick("live/none", nil); !errors.Is(err, relay.ErrNoPublisher) {
+		t.Fatalf("Kick without a publisher: %v, want ErrNoPublisher", err)
+	}
+	kicked := 0
+	if _, err := h.Publish("live/s", relay.PublisherInfo{Owner: "alice", Kick: func() { kicked++ }}); err != nil {
+		t.Fatal(err)
+	}
+	byOwner := func(who string) func(relay.PublisherInfo) bool {
+		return func(pi relay.PublisherInfo) bool { return pi.Owner == who }
+	}
+	if err := h.Kick("live/s", byOwner("bob")); !errors.Is(err, relay.ErrAccessDenied) {
+		t.Fatalf("Kick by bob: %v, want ErrAccessDenied", err)
+	}
+	if kicked != 0 {
+		t.Fatal("refused Kick called the callback")
+	}
+	if err := h.Kick("live/s", byOwner("alice")); err != nil {
+		t.Fatalf("Kick by alice: %v", err)
+	}
+	if kicked != 1 {
+		t.Fatalf("callback called %d times, want 1", kicked)
+	}
+	if _, ok := h.Stream("live/s"); ok {
+		t.Fatal("kicked stream still listed")
+	}
+	if _, err := h.Publish("live/s", relay.PublisherInfo{}); err != nil {
+		t.Fatalf("publish after kick: %v", err)
+	}
+}

@@ -1,0 +1,406 @@
+package session
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/mtrelay/mtrelay/relay"
+)
+
+// maxBody caps JSON and form bodies of the API.
+const maxBody = 64 << 10
+
+// Mount registers the session API on mux:
+//
+//	POST   /api/login                          {"username","password"} → {"user","csrf","admin"}
+//	POST   /api/logout                         → 204
+//	GET    /api/session                        → {"user","csrf","admin"} or 401
+//	GET    /api/keys                           → [{"id","app","stream","key","owner","created_at"}]
+//	POST   /api/keys                           {"app","stream"} → 201 key
+//	DELETE /api/keys/{id}                      → 204
+//	POST   /api/streams/{app}/{stream}/kick    → 204, 403, 404
+//
+// Write calls other than login need header X-CSRF-Token equal to the session's
+// token (403 otherwise); calls without a valid session get 401.
+func (s *Store) Mount(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/login", s.handleLogin)
+	mux.HandleFunc("POST /api/logout", s.handleLogout)
+	mux.HandleFunc("GET /api/session", s.withSession(false, s.handleSession))
+	mux.HandleFunc("GET /api/keys", s.withSession(false, s.handleListKeys))
+	mux.HandleFunc("POST /api/keys", s.withSession(true, s.handleCreateKey))
+	mux.HandleFunc("DELETE /api/keys/{id}", s.withSession(true, s.handleDeleteKey))
+	mux.HandleFunc("POST /api/streams/{app}/{stream}/kick", s.withSession(true, s.handleKick))
+}
+
+type sessionBody struct {
+	User  string `json:"user"`
+	CSRF  string `json:"csrf"`
+	Admin bool   `json:"admin"`
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// withSession finds the request's session (401 without one) and, for write calls,
+// checks the CSRF header (403).
+func (s *Store) withSession(write bool, h func(http.ResponseWriter, *http.Request, *instance)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var in *instance
+		if c, err := r.Cookie(CookieName); err == nil {
+			in = s.lookup(c.Value)
+		}
+		if in == nil {
+			writeError(w, http.StatusUnauthorized, "not logged in")
+			return
+		}
+		if write && subtle.ConstantTimeCompare([]byte(r.Header.Get("X-CSRF-Token")), []byte(in.csrf)) != 1 {
+			writeError(w, http.StatusForbidden, "missing or wrong X-CSRF-Token header")
+			return
+		}
+		h(w, r, in)
+	}
+}
+
+// decodeBody reads a JSON object or an HTML form into fields named by the form keys.
+func decodeBody(w http.ResponseWriter, r *http.Request, keys ...string) (map[string]string, error) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	out := make(map[string]string, len(keys))
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ct == "application/json" {
+		var m map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
+			return nil, err
+		}
+		for _, k := range keys {
+			if v, ok := m[k].(string); ok {
+				out[k] = v
+			}
+		}
+		return out, nil
+	}
+	if err := r.ParseForm(); err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		out[k] = r.PostForm.Get(k)
+	}
+	return out, nil
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// limited reports whether ip or user made too many failed logins; then it returns
+// how long until the window ends.
+func (s *Store) limited(ip, user string, now time.Time) (time.Duration, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range []struct {
+		key   string
+		limit int
+	}{{"ip:" + ip, s.cfg.LoginFailuresPerIP}, {"user:" + user, s.cfg.LoginFailuresPerUser}} {
+		if f := s.fails[k.key]; f != nil && now.Before(f.reset) && f.n >= k.limit {
+			return f.reset.Sub(now), true
+		}
+	}
+	return 0, false
+}
+
+// failed counts a failed login of ip and user.
+func (s *Store) failed(ip, user string, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range []string{"ip:" + ip, "user:" + user} {
+		f := s.fails[k]
+		if f == nil || !now.Before(f.reset) {
+			// Bound the table: under a flood of distinct names, old windows go first.
+			if len(s.fails) >= 100000 {
+				continue
+			}
+			f = &failures{reset: now.Add(s.cfg.LoginWindow)}
+			s.fails[k] = f
+		}
+		f.n++
+	}
+}
+
+// isAuthError reports PostgreSQL's answer to bad credentials: invalid_password
+// (28P01; also what an unknown role gets with scram) or
+// invalid_authorization_specification (28000, no pg_hba entry, or login not allowed).
+func isAuthError(err error) bool {
+	if pe, ok := errors.AsType[*pgconn.PgError](err); ok {
+		return pe.Code == "28P01" || pe.Code == "28000"
+	}
+	return false
+}
+
+func (s *Store) handleLogin(w http.ResponseWriter, r *http.Request) {
+	if s.connCfg == nil {
+		writeError(w, http.StatusServiceUnavailable, "logins disabled: no database configured")
+		return
+	}
+	f, err := decodeBody(w, r, "username", "password")
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad login body")
+		return
+	}
+	user, password := f["username"], f["password"]
+	if user == "" {
+		user = f["user"]
+	}
+	ip := clientIP(r)
+	now := time.Now()
+	if wait, ok := s.limited(ip, user, now); ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
+		s.log.Warn().Str("user", user).Str("remote", ip).Msg("login rate-limited")
+		writeError(w, http.StatusTooManyRequests, "too many failed logins, try again later")
+		return
+	}
+	badCredentials := func() {
+		s.failed(ip, user, now)
+		s.log.Info().Str("user", user).Str("remote", ip).Msg("login failed: bad credentials")
+		writeError(w, http.StatusUnauthorized, "wrong user name or password")
+	}
+	if user == "" || password == "" || len(user) > 63 {
+		badCredentials()
+		return
+	}
+
+	cc := s.connCfg.Copy()
+	cc.User, cc.Password = user, password
+	cc.ConnectTimeout = s.cfg.ConnectTimeout
+	cc.RuntimeParams["application_name"] = "mtrelay-session"
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ConnectTimeout)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		if isAuthError(err) {
+			badCredentials()
+			return
+		}
+		s.log.Error().Err(err).Str("user", user).Msg("login failed: database unavailable")
+		writeError(w, http.StatusServiceUnavailable, "database unavailable")
+		return
+	}
+	var isUser, isAdmin bool
+	err = conn.QueryRow(ctx, `SELECT pg_has_role('mtrelay_user', 'MEMBER'), pg_has_role('mtrelay_admin', 'MEMBER')`).Scan(&isUser, &isAdmin)
+	if err != nil || !(isUser || isAdmin) {
+		conn.Close(context.WithoutCancel(ctx))
+		if err != nil {
+			s.log.Error().Err(err).Str("user", user).Msg("login failed: role check")
+			writeError(w, http.StatusServiceUnavailable, "database unavailable")
+			return
+		}
+		// A role outside mtrelay_user looks like a wrong password: nothing to probe.
+		badCredentials()
+		return
+	}
+
+	ictx, icancel := context.WithCancel(context.Background())
+	in := &instance{
+		id: newID(32), csrf: newID(32), user: user, admin: isAdmin,
+		created: now, lastSeen: now, ctx: ictx, cancel: icancel, conn: conn,
+		log: s.log.With().Str("user", user).Logger(),
+	}
+	// A new id on every login (no fixation): the old session, if any, ends.
+	var old *instance
+	if c, err := r.Cookie(CookieName); err == nil {
+		old = s.remove(c.Value)
+	}
+	s.mu.Lock()
+	switch {
+	case s.closed:
+		err = ErrClosed
+	case len(s.sessions) >= s.cfg.MaxSessions:
+		err = errors.New("too many sessions")
+	default:
+		s.sessions[in.id] = in
+	}
+	s.mu.Unlock()
+	if old != nil {
+		s.closeAsync(old)
+	}
+	if err != nil {
+		in.close(s.cfg.ConnectTimeout)
+		s.log.Warn().Err(err).Str("user", user).Msg("login refused")
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: CookieName, Value: in.id, Path: "/", HttpOnly: true, Secure: r.TLS != nil,
+		SameSite: http.SameSiteLaxMode, MaxAge: int(s.cfg.MaxAge / time.Second),
+	})
+	s.mu.Lock()
+	delete(s.fails, "user:"+user)
+	s.mu.Unlock()
+	in.log.Info().Str("remote", ip).Bool("admin", isAdmin).Msg("login")
+	writeJSON(w, http.StatusOK, sessionBody{User: user, CSRF: in.csrf, Admin: isAdmin})
+}
+
+func (s *Store) handleLogout(w http.ResponseWriter, r *http.Request) {
+	c, err := r.Cookie(CookieName)
+	if err != nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	in := s.lookup(c.Value)
+	if in == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if subtle.ConstantTimeCompare([]byte(r.Header.Get("X-CSRF-Token")), []byte(in.csrf)) != 1 {
+		writeError(w, http.StatusForbidden, "missing or wrong X-CSRF-Token header")
+		return
+	}
+	s.remove(in.id)
+	in.close(s.cfg.ConnectTimeout)
+	in.log.Info().Msg("logout")
+	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
+		Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Store) handleSession(w http.ResponseWriter, r *http.Request, in *instance) {
+	writeJSON(w, http.StatusOK, sessionBody{User: in.user, CSRF: in.csrf, Admin: in.admin})
+}
+
+// Key is a stream key as the API shows it.
+type Key struct {
+	ID        int64     `json:"id"`
+	App       string    `json:"app"`
+	Stream    string    `json:"stream"`
+	Key       string    `json:"key"`
+	Owner     string    `json:"owner"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// dbError answers a failed query on a user's connection.
+func (s *Store) dbError(w http.ResponseWriter, in *instance, op string, err error) {
+	if pe, ok := errors.AsType[*pgconn.PgError](err); ok && (pe.Code == "42501" || strings.HasPrefix(pe.Code, "28")) {
+		writeError(w, http.StatusForbidden, "permission denied")
+		return
+	}
+	if pe, ok := errors.AsType[*pgconn.PgError](err); ok && strings.HasPrefix(pe.Code, "23") {
+		writeError(w, http.StatusConflict, pe.Message)
+		return
+	}
+	in.log.Warn().Err(err).Str("op", op).Msg("query failed")
+	writeError(w, http.StatusServiceUnavailable, "database unavailable")
+}
+
+func (s *Store) handleListKeys(w http.ResponseWriter, r *http.Request, in *instance) {
+	keys := []Key{}
+	err := in.do(r.Context(), s.cfg.QueryTimeout, func(ctx context.Context, conn *pgx.Conn) error {
+		rows, _ := conn.Query(ctx, `SELECT id, app, stream, key, owner, created_at FROM mtrelay.stream_keys ORDER BY id`)
+		var err error
+		keys, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Key, error) {
+			var k Key
+			err := row.Scan(&k.ID, &k.App, &k.Stream, &k.Key, &k.Owner, &k.CreatedAt)
+			return k, err
+		})
+		return err
+	})
+	if err != nil {
+		s.dbError(w, in, "list keys", err)
+		return
+	}
+	if keys == nil {
+		keys = []Key{}
+	}
+	writeJSON(w, http.StatusOK, keys)
+}
+
+func (s *Store) handleCreateKey(w http.ResponseWriter, r *http.Request, in *instance) {
+	f, err := decodeBody(w, r, "app", "stream")
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad body")
+		return
+	}
+	if err := relay.ValidateKey(f["app"] + "/" + f["stream"]); err != nil || len(f["app"]) > 128 || len(f["stream"]) > 128 {
+		writeError(w, http.StatusBadRequest, "bad app or stream name")
+		return
+	}
+	var k Key
+	err = in.do(r.Context(), s.cfg.QueryTimeout, func(ctx context.Context, conn *pgx.Conn) error {
+		return conn.QueryRow(ctx, `INSERT INTO mtrelay.stream_keys (app, stream, key) VALUES ($1, $2, $3)
+RETURNING id, app, stream, key, owner, created_at`, f["app"], f["stream"], newID(24)).
+			Scan(&k.ID, &k.App, &k.Stream, &k.Key, &k.Owner, &k.CreatedAt)
+	})
+	if err != nil {
+		s.dbError(w, in, "create key", err)
+		return
+	}
+	in.log.Info().Str("stream", k.App+"/"+k.Stream).Int64("key_id", k.ID).Msg("stream key created")
+	writeJSON(w, http.StatusCreated, k)
+}
+
+func (s *Store) handleDeleteKey(w http.ResponseWriter, r *http.Request, in *instance) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		writeError(w, http.StatusNotFound, "no such key")
+		return
+	}
+	var n int64
+	err = in.do(r.Context(), s.cfg.QueryTimeout, func(ctx context.Context, conn *pgx.Conn) error {
+		tag, err := conn.Exec(ctx, `DELETE FROM mtrelay.stream_keys WHERE id = $1`, id)
+		n = tag.RowsAffected()
+		return err
+	})
+	if err != nil {
+		s.dbError(w, in, "delete key", err)
+		return
+	}
+	if n == 0 {
+		// Row-level security hides other users' keys: they are "not found" too.
+		writeError(w, http.StatusNotFound, "no such key")
+		return
+	}
+	in.log.Info().Int64("key_id", id).Msg("stream key revoked")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Store) handleKick(w http.ResponseWriter, r *http.Request, in *instance) {
+	key := r.PathValue("app") + "/" + r.PathValue("stream")
+	if s.hub == nil || relay.ValidateKey(key) != nil {
+		writeError(w, http.StatusNotFound, "stream not live")
+		return
+	}
+	err := s.hub.Kick(key, func(pi relay.PublisherInfo) bool {
+		return in.admin || (pi.Owner != "" && pi.Owner == in.user)
+	})
+	switch {
+	case errors.Is(err, relay.ErrNoPublisher):
+		writeError(w, http.StatusNotFound, "stream not live")
+	case errors.Is(err, relay.ErrAccessDenied):
+		writeError(w, http.StatusForbidden, "not your stream")
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, err.Error())
+	default:
+		in.log.Info().Str("stream", key).Msg("publisher kicked")
+		w.WriteHeader(http.StatusNoContent)
+	}
+}

@@ -1,0 +1,75 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/rs/zerolog"
+)
+
+// instance is one logged-in browser session: the in-memory application instance its
+// cookie finds.
+type instance struct {
+	id      string         // immutable; the cookie value (256 bits)
+	csrf    string         // immutable; required as X-CSRF-Token on write calls
+	user    string         // immutable; the PostgreSQL role
+	admin   bool           // immutable; member of mtrelay_admin at login
+	created time.Time      // immutable
+	log     zerolog.Logger // immutable; user=role
+
+	lastSeen time.Time // guarded by Store.mu
+
+	// ctx is cancelled when the session ends, which interrupts a running query so
+	// that close can take mu.
+	ctx    context.Context    // immutable
+	cancel context.CancelFunc // immutable
+
+	mu   sync.Mutex // serializes every use of conn: one query at a time per session
+	conn *pgx.Conn  // guarded by mu; nil once closed
+}
+
+func (in *instance) expired(now time.Time, cfg Config) bool {
+	return now.Sub(in.lastSeen) >= cfg.IdleTimeout || now.Sub(in.created) >= cfg.MaxAge
+}
+
+// do runs fn on the session's connection with ctx bounded by timeout and by the
+// session's life. Calls of one session run one at a time; other sessions never wait.
+func (in *instance) do(ctx context.Context, timeout time.Duration, fn func(ctx context.Context, conn *pgx.Conn) error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	stop := context.AfterFunc(in.ctx, cancel)
+	defer stop()
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.conn == nil || in.conn.IsClosed() {
+		return ErrSessionEnded
+	}
+	if err := fn(ctx, in.conn); err != nil {
+		if in.ctx.Err() != nil {
+			return fmt.Errorf("%w: %w", ErrSessionEnded, err)
+		}
+		return err
+	}
+	return nil
+}
+
+// close ends the session: it interrupts a running query, then closes the connection
+// (the backend leaves pg_stat_activity). Idempotent.
+func (in *instance) close(timeout time.Duration) {
+	in.cancel()
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.conn == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := in.conn.Close(ctx); err != nil {
+		in.log.Debug().Err(err).Msg("closing the session's connection")
+	}
+	in.conn = nil
+	in.log.Debug().Msg("session connection closed")
+}
