@@ -22,7 +22,9 @@ type Config struct {
 	// returned); /open/1 above it gets 503. Default 1000.
 	MaxTunnels int
 	// MaxTunnelsPerIP caps the tunnels open at once from one client IP; /open/1 above
-	// it gets 503. Default 50.
+	// it gets 503. Default 50. The IP is the TCP peer's: every client behind one
+	// forward proxy (squid, a corporate proxy) counts as the proxy's IP, and
+	// X-Forwarded-For is not trusted, since any client can set it.
 	MaxTunnelsPerIP int
 	// IdleTimeout closes a tunnel that received no request for this long: the conn's
 	// Read returns io.EOF, so the RTMP publish or play ends. Default 30s.

@@ -57,6 +57,8 @@ type Server struct {
 	stop context.CancelCauseFunc
 	bufs sync.Pool // *[]byte request body buffers
 
+	refusals refusalLog // rate-limited warn lines for refused requests
+
 	closeOnce sync.Once
 	mu        sync.Mutex
 	closed    bool                   // guarded by mu: Close was called; /open/1 gets 503
@@ -90,6 +92,7 @@ func New(cfg Config, log zerolog.Logger, h ConnHandler) (*Server, error) {
 		perIP:   make(map[netip.Addr]int),
 		allDone: make(chan struct{}),
 	}
+	s.refusals.log = s.log
 	s.mu.Lock()
 	s.goLocked(s.reap)
 	s.mu.Unlock()
@@ -158,6 +161,7 @@ func (s *Server) goLocked(f func()) {
 
 // reap closes tunnels that saw no request for IdleTimeout. It checks every
 // IdleTimeout/4, so a tunnel ends between 1 and 1.25 IdleTimeout after its last request.
+// It also logs the refusal counts that refusalLog held back.
 func (s *Server) reap() {
 	tick := time.NewTicker(max(s.cfg.IdleTimeout/4, time.Millisecond))
 	defer tick.Stop()
@@ -175,6 +179,7 @@ func (s *Server) reap() {
 		}
 		s.mu.Unlock()
 		now := time.Now()
+		s.refusals.flush(now)
 		for i, t := range ts {
 			t.mu.Lock()
 			idle := now.Sub(t.lastActive) >= s.cfg.IdleTimeout
@@ -279,7 +284,9 @@ func isFCS(v string) bool {
 // and an unknown or ended tunnel id; 405 for a method other than POST; 400 for a
 // missing or wrong Content-Type, a malformed sequence number or a sequence gap that
 // did not fill; 413 for a body above MaxBodyBytes; 503 on /open/1 above MaxTunnels or
-// MaxTunnelsPerIP or after Close.
+// MaxTunnelsPerIP or after Close. The 503s of the limits, 413 and the 404 of an
+// unknown id are logged at warn, at most one line per reason per refusalLogInterval
+// (refusalLog); every refusal is logged at debug.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cmd, id, seq, err := parsePath(r.URL.Path)
 	switch {
@@ -297,7 +304,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest)
 		return
 	case r.ContentLength > s.cfg.MaxBodyBytes:
-		fail(w, http.StatusRequestEntityTooLarge)
+		s.refuse(w, r, refusedBodyTooLarge)
 		return
 	}
 	if cmd == cmdOpen {
@@ -306,7 +313,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	t := s.lookup(id)
 	if t == nil {
-		fail(w, http.StatusNotFound)
+		s.refuse(w, r, refusedUnknownID)
 		return
 	}
 	t.touch()
@@ -315,7 +322,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := s.readBody(w, r, (*bp)[:0])
 	*bp = body
 	if err != nil {
-		s.failBody(w, err)
+		s.failBody(w, r, err)
 		return
 	}
 	if cmd == cmdClose {
@@ -359,7 +366,7 @@ func (s *Server) serveOpen(w http.ResponseWriter, r *http.Request) {
 	*bp = body
 	s.putBuf(bp)
 	if err != nil {
-		s.failBody(w, err)
+		s.failBody(w, r, err)
 		return
 	}
 	remote, ip := remoteAddr(r.RemoteAddr)
@@ -391,19 +398,23 @@ func (s *Server) serveOpen(w http.ResponseWriter, r *http.Request) {
 	t.lastActive = time.Now()
 
 	s.mu.Lock()
-	var refused string
+	closed := s.closed
+	why := refusal(-1)
 	switch {
-	case s.closed:
-		refused = "server closed"
+	case closed:
 	case s.live >= s.cfg.MaxTunnels:
-		refused = "MaxTunnels reached"
+		why = refusedMaxTunnels
 	case s.perIP[ip] >= s.cfg.MaxTunnelsPerIP:
-		refused = "MaxTunnelsPerIP reached"
+		why = refusedMaxTunnelsPerIP
 	}
-	if refused != "" {
+	if closed || why >= 0 {
 		s.mu.Unlock()
-		s.log.Debug().Str("remote", r.RemoteAddr).Str("reason", refused).Msg("tunnel refused")
-		fail(w, http.StatusServiceUnavailable)
+		if closed { // shutting down: expected, not worth a warning
+			s.log.Debug().Str("remote", r.RemoteAddr).Msg("tunnel refused: server closed")
+			fail(w, http.StatusServiceUnavailable)
+			return
+		}
+		s.refuse(w, r, why)
 		return
 	}
 	for t.id == "" || s.tunnels[t.id] != nil {
@@ -476,12 +487,22 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf []byte) ([
 	}
 }
 
-func (s *Server) failBody(w http.ResponseWriter, err error) {
+func (s *Server) failBody(w http.ResponseWriter, r *http.Request, err error) {
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-		fail(w, http.StatusRequestEntityTooLarge)
+		s.refuse(w, r, refusedBodyTooLarge)
 		return
 	}
 	fail(w, http.StatusBadRequest)
+}
+
+// refuse answers r with why's status and logs it: at debug every time, at warn
+// rate-limited by s.refusals. The path is not logged: it holds the tunnel id, the
+// only credential of a live tunnel.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, why refusal) {
+	info := refusalInfo[why]
+	s.log.Debug().Str("remote", r.RemoteAddr).Str("reason", info.reason).Msg("request refused")
+	s.refusals.refused(why, r.RemoteAddr)
+	fail(w, info.status)
 }
 
 func (s *Server) getBuf() *[]byte {

@@ -27,7 +27,6 @@ type testRelay struct {
 // relayOptions tunes launchRelay.
 type relayOptions struct {
 	log   io.Writer     // where the relay logs; default the test log
-	level zerolog.Level // default debug
 	tls   bool          // generate a self-signed certificate and open RTMPS and HTTPS listeners
 }
 
@@ -70,10 +69,7 @@ func launchRelay(t testing.TB, o relayOptions, mutate ...func(*Config)) *testRel
 	if o.log == nil {
 		o.log = zerolog.NewTestWriter(t)
 	}
-	if o.level == zerolog.NoLevel || o.level == 0 {
-		o.level = zerolog.DebugLevel
-	}
-	log := zerolog.New(o.log).Level(o.level).With().Timestamp().Logger()
+	log := zerolog.New(o.log).Level(zerolog.DebugLevel).With().Timestamp().Logger()
 	go func() { r.done <- run(ctx, cfg, log, ls) }()
 	t.Cleanup(func() {
 		cancel()

@@ -1,9 +1,18 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -14,20 +23,26 @@ import (
 )
 
 // BenchmarkRTMPTPlayers measures N RTMPT players against N RTMP players on one stream,
-// end to end over loopback: a Go publisher sends the fixture at real time (10 s) to an
-// in-process relay, N Go players of one transport (RTMPT: tunneltest.Conn behaving like
-// ffmpeg) plus one RTMP reference player receive it. Metrics:
+// end to end over loopback: a Go publisher sends the fixture at real time (10 s) to the
+// relay binary, run as a child process (startRelayProc), and N Go players of one
+// transport (RTMPT: tunneltest.Conn behaving like ffmpeg) plus one RTMP reference
+// player receive it. Metrics:
 //   - Mbit/s: media payload delivered to the N players per second of wall time;
-//   - cpu-%/player: CPU time of the test process (relay and all Go clients; getrusage)
-//     per second of wall time, divided by N;
+//   - relay-cpu-%/player: CPU time of the relay process alone (utime+stime from
+//     /proc/PID/stat, so the Go clients in the test process do not count) per second
+//     of wall time, divided by N;
 //   - lat-p50-ms, lat-p95-ms: how much later each video frame reached a player of the
 //     transport than the RTMP reference player (the added latency of the polling loop;
 //     about 0 for transport=rtmp).
 //
-// One iteration takes ~11 s; run with -bench RTMPTPlayers -benchtime 1x.
+// B/op and allocs/op are the test process's (the clients), not the relay's. One
+// iteration takes ~11 s for RTMP and ~20 s for RTMPT (opening 20 tunnels one after the
+// other takes ~8 s, outside the measured window); run with -bench RTMPTPlayers
+// -benchtime 1x. Linux only (/proc).
 func BenchmarkRTMPTPlayers(b *testing.B) {
+	bin := buildRelay(b)
 	for _, tr := range []string{"rtmp", "rtmpt"} {
-		b.Run("players=20/transport="+tr, func(b *testing.B) { benchPlayers(b, tr, 20) })
+		b.Run("players=20/transport="+tr, func(b *testing.B) { benchPlayers(b, bin, tr, 20) })
 	}
 }
 
@@ -38,14 +53,14 @@ type benchPlayer struct {
 	arrival map[uint32]time.Time // first arrival of each video timestamp
 }
 
-func benchPlayers(b *testing.B, transport string, n int) {
+func benchPlayers(b *testing.B, bin, transport string, n int) {
 	b.ReportAllocs()
 	tags, err := rtmptest.ReadFLV(rtmptest.FixturePath(b))
 	if err != nil {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		r := startExtRelay(b, extOptions{quiet: true})
+		r := startRelayProc(b, bin)
 		ctx, cancel := context.WithTimeout(b.Context(), 60*time.Second)
 		dial := func(tr string) *rtmptest.Client {
 			var c *rtmptest.Client
@@ -101,8 +116,7 @@ func benchPlayers(b *testing.B, transport string, n int) {
 				}
 			})
 		}
-		var ru0, ru1 syscall.Rusage
-		syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+		cpu0 := r.cpu(b)
 		start := time.Now()
 		for _, tg := range tags {
 			if d := time.Until(start.Add(time.Duration(tg.Timestamp) * time.Millisecond)); d > 0 {
@@ -118,7 +132,7 @@ func benchPlayers(b *testing.B, transport string, n int) {
 		}
 		time.Sleep(500 * time.Millisecond) // let the players drain
 		elapsed := time.Since(start)
-		syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+		cpu := r.cpu(b) - cpu0
 		if err := pub.CloseStream(); err != nil && !errors.Is(err, context.Canceled) {
 			b.Fatal(err)
 		}
@@ -126,7 +140,6 @@ func benchPlayers(b *testing.B, transport string, n int) {
 		wg.Wait()
 		cancel()
 
-		cpu := time.Duration(ru1.Utime.Nano()-ru0.Utime.Nano()+ru1.Stime.Nano()-ru0.Stime.Nano()) * time.Nanosecond
 		var total int64
 		var lat []float64
 		ref := players[n]
@@ -146,8 +159,128 @@ func benchPlayers(b *testing.B, transport string, n int) {
 		slices.Sort(lat)
 		b.SetBytes(total)
 		b.ReportMetric(float64(total)*8/1e6/elapsed.Seconds(), "Mbit/s")
-		b.ReportMetric(100*cpu.Seconds()/elapsed.Seconds()/float64(n), "cpu-%/player")
+		b.ReportMetric(100*cpu.Seconds()/elapsed.Seconds()/float64(n), "relay-cpu-%/player")
 		b.ReportMetric(lat[len(lat)/2], "lat-p50-ms")
 		b.ReportMetric(lat[len(lat)*95/100], "lat-p95-ms")
 	}
+}
+
+// buildRelay builds ./cmd/mtrelay into a temporary directory and returns the binary.
+func buildRelay(tb testing.TB) string {
+	tb.Helper()
+	bin := filepath.Join(tb.TempDir(), "mtrelay")
+	if out, err := exec.CommandContext(tb.Context(), "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		tb.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// relayProc is the relay binary running as a child process, with its listeners on
+// 127.0.0.1 ports chosen by the kernel.
+type relayProc struct {
+	cmd      *exec.Cmd
+	rtmpAddr string
+	httpAddr string
+	logs     *logBuffer // its log lines after "mtrelay listening"
+}
+
+// startRelayProc starts bin and waits for its "mtrelay listening" line (JSON, fields
+// rtmp and http; see TestSIGTERMGracefulShutdown). It is stopped with SIGTERM, and
+// killed if it does not exit within 10 s, when tb ends.
+func startRelayProc(tb testing.TB, bin string) *relayProc {
+	tb.Helper()
+	cmd := exec.CommandContext(tb.Context(), bin, "--rtmp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--log-format", "json", "--log-level", "info")
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	r := &relayProc{cmd: cmd, logs: &logBuffer{}}
+	logDone := make(chan struct{})
+	stop := func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-logDone:
+		case <-time.After(10 * time.Second):
+			tb.Errorf("relay did not exit within 10 s of SIGTERM")
+			cmd.Process.Kill()
+		}
+		cmd.Wait()
+	}
+	lines := bufio.NewScanner(stderr)
+	var head strings.Builder
+	for r.rtmpAddr == "" && lines.Scan() {
+		head.Write(lines.Bytes())
+		head.WriteByte('\n')
+		var l struct {
+			Message string `json:"message"`
+			RTMP    string `json:"rtmp"`
+			HTTP    string `json:"http"`
+		}
+		if json.Unmarshal(lines.Bytes(), &l) == nil && l.Message == "mtrelay listening" {
+			r.rtmpAddr, r.httpAddr = l.RTMP, l.HTTP
+		}
+	}
+	go func() {
+		defer close(logDone)
+		for lines.Scan() {
+			r.logs.Write(lines.Bytes())
+			r.logs.Write([]byte{'\n'})
+		}
+	}()
+	if r.rtmpAddr == "" || r.httpAddr == "" {
+		stop()
+		tb.Fatalf("relay did not log its listening addresses:\n%s", head.String())
+	}
+	tb.Cleanup(func() {
+		stop()
+		if tb.Failed() {
+			tb.Logf("relay log:\n%s", r.logs.String())
+		}
+	})
+	return r
+}
+
+// cpu returns the relay's user+system CPU time so far.
+func (r *relayProc) cpu(tb testing.TB) time.Duration {
+	tb.Helper()
+	d, err := procCPU(r.cmd.Process.Pid)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return d
+}
+
+// userHZ is the unit of utime and stime in /proc/PID/stat (proc(5)); Linux fixes it at
+// 100 for user space.
+const userHZ = 100
+
+// procCPU returns the user+system CPU time of pid from /proc/PID/stat (the logic of
+// cmd/rtmpload/procstat.go, which is package main of another command).
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) is in parentheses and may contain spaces; after it,
+	// utime and stime are fields 14 and 15.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	ut, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: bad utime/stime", pid)
+	}
+	return time.Duration(ut+st) * time.Second / userHZ, nil
 }

@@ -33,8 +33,7 @@ type extRelay struct {
 
 // extOptions tunes startExtRelay.
 type extOptions struct {
-	tls   bool // generate a self-signed certificate and open the RTMPS and HTTPS listeners
-	quiet bool // log at warn level, to r.logs only (benchmarks)
+	tls bool // generate a self-signed certificate and open the RTMPS and HTTPS listeners
 }
 
 // startExtRelay runs the relay with every listener on 127.0.0.1:0 until the test ends.
@@ -43,9 +42,6 @@ func startExtRelay(t testing.TB, o extOptions, mutate ...func(*Config)) *extRela
 	t.Helper()
 	r := &extRelay{logs: &logBuffer{}}
 	ro := relayOptions{tls: o.tls, log: zerolog.MultiLevelWriter(zerolog.NewTestWriter(t), r.logs)}
-	if o.quiet {
-		ro.log, ro.level = r.logs, zerolog.WarnLevel
-	}
 	r.testRelay = launchRelay(t, ro, mutate...)
 	return r
 }
@@ -116,6 +112,7 @@ type flowSpec struct {
 	players []string // player transports
 	env     []string // environment of every ffmpeg (http_proxy=…)
 	args    []string // options of every ffmpeg's RTMP input or output
+	pubArgs []string // more output options of the publisher only (after args)
 	// flushDefault keeps ffmpeg's default -rtmp_flush_interval (10) for an RTMPT
 	// publisher: up to 10 packets at the end never leave it (rtmphttp.c discards its
 	// buffer on close), and check allows that many missing at the end.
@@ -155,7 +152,7 @@ func startFlow(t *testing.T, r *extRelay, spec flowSpec) *flow {
 		}
 		return true
 	})
-	extra := spec.args
+	extra := append(spec.args[:len(spec.args):len(spec.args)], spec.pubArgs...)
 	if strings.HasPrefix(spec.pub, "rtmpt") && !spec.flushDefault { // rtmpt and rtmpts: see publishArgs
 		extra = append(publishArgs("rtmpt"), extra...)
 	}
@@ -252,5 +249,79 @@ func TestFFmpegRTMPTSThroughSquidCONNECT(t *testing.T) {
 	}
 	if !strings.Contains(log, "TCP_TUNNEL/200") {
 		t.Errorf("squid access log has no TCP_TUNNEL/200:\n%s", log)
+	}
+}
+
+// TestFFmpegRTMPSThroughSquidCONNECT publishes and plays RTMPS through squid: ffmpeg's
+// tls protocol reads http_proxy for rtmps:// as for rtmpts:// (see
+// TestFFmpegRTMPTSThroughSquidCONNECT) and opens a CONNECT tunnel to --rtmps-addr; no
+// -protocol_whitelist is needed (the rtmp protocol sets no default whitelist). An RTMP
+// player (rtmp:// ignores http_proxy) mixes in. Every frame reaches every player, and
+// squid's access log shows a CONNECT per ffmpeg.
+//
+// The publisher needs a huge -rtmp_flush_interval: after every flush_interval packets
+// ffmpeg 5.1's RTMP publisher (rtmpproto.c rtmp_write) polls the server with a
+// non-blocking one-byte read, but the httpproxy protocol under tls reads its TCP
+// socket without AVIO_FLAG_NONBLOCK, so that read blocks until the server sends
+// something. The relay sends a publisher nothing after publish starts, so without the
+// option the publisher stops after its first 10 packets and the relay drops it after
+// its idle timeout. Over plain rtmps:// the option changes nothing else: it only
+// batches RTMPT POSTs.
+func TestFFmpegRTMPSThroughSquidCONNECT(t *testing.T) {
+	t.Parallel()
+	squid := tunneltest.StartSquid(t)
+	r := startExtRelay(t, extOptions{tls: true})
+	env := []string{"http_proxy=" + squid.URL(), "no_proxy=", "NO_PROXY="}
+	f := startFlow(t, r, flowSpec{key: "live/rtmps-connect", pub: "rtmps", players: []string{"rtmps", "rtmp"}, env: env,
+		pubArgs: []string{"-rtmp_flush_interval", "1000000"}})
+	f.check(t)
+	log := squid.WaitAccessLog(t, "CONNECT "+r.rtmpsAddr)
+	if n := strings.Count(log, "CONNECT "+r.rtmpsAddr); n < 2 {
+		t.Errorf("squid logged %d CONNECTs to %s, want 2 (publisher and RTMPS player):\n%s", n, r.rtmpsAddr, log)
+	}
+	if !strings.Contains(log, "TCP_TUNNEL/200") {
+		t.Errorf("squid access log has no TCP_TUNNEL/200:\n%s", log)
+	}
+}
+
+// TestTLSOffLogged checks that a relay started without --tls-cert/--tls-key says at
+// start that TLS is off: its "mtrelay listening" line has a "tls" field that says so
+// and names no RTMPS or HTTPS address, and a TLS relay's line has those addresses and
+// no "tls" field.
+func TestTLSOffLogged(t *testing.T) {
+	t.Parallel()
+	listening := func(logs *logSink) map[string]any {
+		t.Helper()
+		var line map[string]any
+		waitFor(t, 10*time.Second, "mtrelay listening", func() bool {
+			lines := logs.find(func(l map[string]any) bool { return l["message"] == "mtrelay listening" })
+			if len(lines) > 0 {
+				line = lines[0]
+			}
+			return line != nil
+		})
+		return line
+	}
+
+	r, logs := startRelayLogs(t)
+	line := listening(logs)
+	if line["level"] != "info" || line["rtmp"] != r.rtmpAddr || line["http"] != r.httpAddr {
+		t.Errorf("listening line %v: want level info, rtmp %s, http %s", line, r.rtmpAddr, r.httpAddr)
+	}
+	tlsField, _ := line["tls"].(string)
+	if !strings.HasPrefix(tlsField, "off") || !strings.Contains(tlsField, "--tls-cert") {
+		t.Errorf(`listening line without TLS: tls = %q, want "off: ..." naming --tls-cert`, tlsField)
+	}
+	for _, k := range []string{"rtmps", "https"} {
+		if v, ok := line[k]; ok {
+			t.Errorf("listening line without TLS has %s = %v", k, v)
+		}
+	}
+
+	sink := &logSink{tw: zerolog.NewTestWriter(t)}
+	rt := launchRelay(t, relayOptions{tls: true, log: sink})
+	line = listening(sink)
+	if _, ok := line["tls"]; ok || line["rtmps"] != rt.rtmpsAddr || line["https"] != rt.httpsAddr {
+		t.Errorf("listening line with TLS %v: want rtmps %s, https %s and no tls field", line, rt.rtmpsAddr, rt.httpsAddr)
 	}
 }
