@@ -26,8 +26,8 @@ type testRelay struct {
 
 // relayOptions tunes launchRelay.
 type relayOptions struct {
-	log   io.Writer     // where the relay logs; default the test log
-	tls   bool          // generate a self-signed certificate and open RTMPS and HTTPS listeners
+	log io.Writer // where the relay logs; default the test log
+	tls bool      // generate a self-signed certificate and open RTMPS and HTTPS listeners
 }
 
 // startRelay runs the relay with default config, changed by mutate, until the test ends.
