@@ -5,7 +5,7 @@
 
 GO        ?= go
 FUZZTIME  ?= 5s
-TESTFLAGS ?= -race -timeout 20m
+TESTFLAGS ?= -race -timeout 20m -artifacts -outputdir=$(CURDIR)/.artifacts
 
 # CI puts Go in /usr/local/go/bin; appending keeps a user's own Go first.
 export PATH := $(PATH):/usr/local/go/bin:/usr/sbin
@@ -22,13 +22,15 @@ run:
 
 # test-deps installs the Debian packages that provide the real peers used by
 # the tests, but only when a binary is missing, so repeat runs stay offline.
-# squid lives in /usr/sbin, which is not on a normal user's PATH.
+# squid lives in /usr/sbin, which is not on a normal user's PATH. The session
+# tests run a private PostgreSQL 15 cluster from /usr/lib/postgresql/15/bin.
 test-deps:
 	@set -e; missing=""; \
 	command -v ffmpeg  >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
 	command -v ffprobe >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
 	command -v squid   >/dev/null 2>&1 || test -x /usr/sbin/squid || missing="$$missing squid"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	test -x /usr/lib/postgresql/15/bin/initdb || missing="$$missing postgresql-15"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	pkgs=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \
 	echo "test-deps: installing $$pkgs"; \
@@ -53,7 +55,7 @@ fuzz-smoke:
 	done
 
 test: test-deps fuzz-smoke
-	$(GO) test $(TESTFLAGS) ./...
+	mkdir -p $(CURDIR)/.artifacts && $(GO) test $(TESTFLAGS) ./...
 
 # fixtures regenerates testdata/fixture.flv (see testdata/README.md).
 fixtures:

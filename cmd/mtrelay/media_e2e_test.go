@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,42 +122,164 @@ func TestHTTPFLVHeaders(t *testing.T) {
 	}
 }
 
-// TestHTTPFLVStalledViewer connects a viewer that never reads: the hub evicts it as a
-// slow subscriber (or its write times out) and it disappears from the stats, while a
-// reading viewer of the same stream keeps going.
-func TestHTTPFLVStalledViewer(t *testing.T) {
-	t.Parallel()
+// progressReader reads a response body to its end in its own goroutine, recording
+// how many bytes came and the longest wait between two reads.
+type progressReader struct {
+	done  chan struct{}
+	bytes atomic.Int64
+	last  atomic.Int64 // unix nanos of the last read
+	gap   atomic.Int64 // longest wait between two reads, nanoseconds
+}
+
+// The goroutine ends when the test does: the body is closed, then waited for.
+func readProgress(t *testing.T, body io.ReadCloser) *progressReader {
+	p := &progressReader{done: make(chan struct{})}
+	t.Cleanup(func() { body.Close(); <-p.done })
+	p.last.Store(time.Now().UnixNano())
+	go func() {
+		defer close(p.done)
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := body.Read(buf)
+			now := time.Now().UnixNano()
+			if g := now - p.last.Swap(now); g > p.gap.Load() {
+				p.gap.Store(g)
+			}
+			p.bytes.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return p
+}
+
+// maxGap is the longest wait between two reads so far, including the current one.
+func (p *progressReader) maxGap() time.Duration {
+	return time.Duration(max(p.gap.Load(), time.Now().UnixNano()-p.last.Load()))
+}
+
+// stalledGET sends a GET on a connection with a tiny receive window and never reads
+// the answer: its socket buffers fill within a second.
+func stalledGET(t *testing.T, addr, path string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.(*net.TCPConn).SetReadBuffer(4096)
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path)
+	return c
+}
+
+// Bounds of the stalled-viewer tests: the reading viewers must never wait this long
+// for data, well under the 10 s write timeout that a viewer blocked behind the
+// stalled one would wait, and they must keep receiving after the stalled one is gone.
+const (
+	maxViewerGap       = 5 * time.Second
+	minBytesAfterStall = 64 << 10
+)
+
+// checkProgress checks that every reading viewer kept getting data with no gap of
+// maxViewerGap or more, and receives at least minBytesAfterStall more from now on.
+func checkProgress(t *testing.T, viewers map[string]*progressReader) {
+	t.Helper()
+	before := make(map[string]int64)
+	for name, p := range viewers {
+		before[name] = p.bytes.Load()
+	}
+	waitFor(t, 30*time.Second, "the reading viewers to go on", func() bool {
+		for name, p := range viewers {
+			if p.bytes.Load()-before[name] < minBytesAfterStall {
+				return false
+			}
+		}
+		return true
+	})
+	for name, p := range viewers {
+		select {
+		case <-p.done:
+			t.Errorf("%s viewer: its response ended", name)
+		default:
+		}
+		if g := p.maxGap(); g >= maxViewerGap {
+			t.Errorf("%s viewer: waited %v for data, want < %v (held up by the stalled viewer?)", name, g, maxViewerGap)
+		}
+		t.Logf("%s viewer: %d bytes, longest wait %v", name, p.bytes.Load(), p.maxGap())
+	}
+}
+
+// stalledRelay is a relay whose hub evicts a subscriber that is a second behind for
+// half a second, with a looping publisher of key at 4x real time.
+func stalledRelay(t *testing.T, key string) *testRelay {
+	t.Helper()
 	r := startRelay(t, func(c *Config) {
 		c.QueuePackets = 64
 		c.QueueDuration = time.Second
 		c.SlowGrace = 500 * time.Millisecond
 	})
-	rtmptest.StartPublisher(t, r.url("rtmp", "live/stall"), rtmptest.PublishOptions{Loop: true, ReadRate: 4})
-	waitFor(t, 10*time.Second, "the publisher", func() bool { s, ok := r.stream(t, "live/stall"); return ok && s.Live })
+	rtmptest.StartPublisher(t, r.url("rtmp", key), rtmptest.PublishOptions{Loop: true, ReadRate: 4})
+	waitFor(t, 10*time.Second, "the publisher", func() bool { s, ok := r.stream(t, key); return ok && s.Live })
+	return r
+}
 
-	c, err := net.Dial("tcp", r.httpAddr)
+// getBody starts a GET whose body the test reads with readProgress.
+func getBody(t *testing.T, url string) io.ReadCloser {
+	t.Helper()
+	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	// A tiny receive window: the socket buffers fill within a second.
-	c.(*net.TCPConn).SetReadBuffer(4096)
-	fmt.Fprintf(c, "GET /live/stall.flv HTTP/1.1\r\nHost: x\r\n\r\n")
-	good, err := http.Get("http://" + r.httpAddr + "/live/stall.flv")
-	if err != nil {
-		t.Fatal(err)
+	if resp.StatusCode != 200 {
+		resp.Body.Close()
+		t.Fatalf("GET %s: %d", url, resp.StatusCode)
 	}
-	defer good.Body.Close()
-	go io.Copy(io.Discard, good.Body) // ends when the test closes the body
+	return resp.Body
+}
+
+// TestHTTPFLVStalledViewer connects an HTTP-FLV viewer that never reads: the hub
+// evicts it as a slow subscriber (or its write times out) and it disappears from the
+// stats, while a reading viewer of the same stream keeps receiving, never waiting
+// maxViewerGap for data.
+func TestHTTPFLVStalledViewer(t *testing.T) {
+	t.Parallel()
+	r := stalledRelay(t, "live/stall")
+	stalledGET(t, r.httpAddr, "/live/stall.flv")
+	good := readProgress(t, getBody(t, "http://"+r.httpAddr+"/live/stall.flv"))
 	waitFor(t, 10*time.Second, "two viewers", func() bool { s, _ := r.stream(t, "live/stall"); return s.Subscribers["http-flv"] == 2 })
 	waitFor(t, 30*time.Second, "the stalled viewer to be dropped", func() bool {
 		s, _ := r.stream(t, "live/stall")
 		return s.Subscribers["http-flv"] == 1 && s.Evicted >= 1
 	})
-	// The reading viewer was not affected.
-	buf := make([]byte, 4096)
-	if _, err := io.ReadFull(good.Body, buf); err == nil {
-		t.Log("reading viewer still served")
+	checkProgress(t, map[string]*progressReader{"http-flv": good})
+	if s, _ := r.stream(t, "live/stall"); s.Subscribers["http-flv"] != 1 {
+		t.Errorf("http-flv viewers %d, want the reading one", s.Subscribers["http-flv"])
+	}
+}
+
+// TestPageStalledViewer does the same for the player page's fMP4 stream: a page
+// viewer that stops reading /play/live/pstall/live.mp4 is dropped, while a reading
+// page viewer and an HTTP-FLV viewer of the stream go on unaffected.
+func TestPageStalledViewer(t *testing.T) {
+	t.Parallel()
+	r := stalledRelay(t, "live/pstall")
+	stalledGET(t, r.httpAddr, "/play/live/pstall/live.mp4")
+	viewers := map[string]*progressReader{
+		"page":     readProgress(t, getBody(t, "http://"+r.httpAddr+"/play/live/pstall/live.mp4")),
+		"http-flv": readProgress(t, getBody(t, "http://"+r.httpAddr+"/live/pstall.flv")),
+	}
+	waitFor(t, 10*time.Second, "the viewers", func() bool {
+		s, _ := r.stream(t, "live/pstall")
+		return s.Subscribers["page"] == 2 && s.Subscribers["http-flv"] == 1
+	})
+	waitFor(t, 30*time.Second, "the stalled page viewer to be dropped", func() bool {
+		s, _ := r.stream(t, "live/pstall")
+		return s.Subscribers["page"] == 1 && s.Evicted >= 1
+	})
+	checkProgress(t, viewers)
+	if s, _ := r.stream(t, "live/pstall"); s.Subscribers["page"] != 1 || s.Subscribers["http-flv"] != 1 {
+		t.Errorf("viewers %v, want the two reading ones", s.Subscribers)
 	}
 }
 

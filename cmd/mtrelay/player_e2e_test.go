@@ -100,7 +100,8 @@ func waitPlaying(t *testing.T, ctx context.Context, what string) playerStats {
 }
 
 // TestPlayerChromium plays /play/live/page in headless Chromium (MSE fed with the
-// streamed fMP4): time advances, frames are decoded, the picture is not blank, the
+// streamed fMP4): time advances, frames are decoded, the video element's own pixels
+// have contrast and move (a black, hidden or frozen video fails), the
 // measured latency stays under 1.5 s on loopback, the viewer is counted as "page", and
 // the page goes offline and plays again when the publisher restarts. The screenshot is
 // kept in the test's artifact directory, and written to docs/player.png with -update.
@@ -141,19 +142,27 @@ func TestPlayerChromium(t *testing.T) {
 		t.Errorf("page viewers = %d, want 1 (%v)", st.Subscribers["page"], st.Subscribers)
 	}
 
+	// The picture: the decoded video, not the page around it, has contrast and moves
+	// (testsrc2 animates), so a black, hidden or frozen video fails.
+	pic1 := videoPicture(t, ctx)
+	time.Sleep(time.Second)
+	pic2 := videoPicture(t, ctx)
+	if v := lumaVariance(pic2); v < minPictureVariance {
+		t.Errorf("video picture looks blank: luma variance %.1f, want ≥ %d", v, minPictureVariance)
+	}
+	if d := changedFraction(pic1, pic2); d < minPictureChange {
+		t.Errorf("video picture does not move: %.2f%% of its pixels changed in 1 s, want ≥ %.2f%%", 100*d, 100*minPictureChange)
+	}
 	shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
 	}
-	img, err := png.Decode(bytes.NewReader(shot))
-	if err != nil {
-		t.Fatalf("decode screenshot: %v", err)
-	}
-	if v := lumaVariance(img); v < 100 {
-		t.Errorf("picture looks blank: luma variance %.1f", v)
-	}
-	if err := os.WriteFile(filepath.Join(t.ArtifactDir(), "player.png"), shot, 0o644); err != nil {
+	t.Logf("video picture: luma variance %.0f, %.1f%% changed in 1 s", lumaVariance(pic2), 100*changedFraction(pic1, pic2))
+	artifact := filepath.Join(t.ArtifactDir(), "player.png")
+	if err := os.WriteFile(artifact, shot, 0o644); err != nil {
 		t.Error(err)
+	} else {
+		t.Logf("screenshot: %s (kept with go test -artifacts)", artifact)
 	}
 	if *update {
 		if err := os.WriteFile(filepath.Join(rtmptest.ModuleRoot(t), "docs", "player.png"), shot, 0o644); err != nil {
@@ -169,14 +178,59 @@ func TestPlayerChromium(t *testing.T) {
 	t.Logf("recovered: %+v", s)
 }
 
+// Bounds of the picture check: testsrc2's colour pattern has a luma variance in the
+// thousands and its moving parts change several percent of the picture per second; a
+// black, hidden or frozen video gives 0 for both.
+const (
+	minPictureVariance = 200
+	minPictureChange   = 0.005
+)
+
+// videoPicture screenshots the video element and returns the part above the page's
+// control bar, which overlays the bottom of the video and has contrast of its own.
+func videoPicture(t *testing.T, ctx context.Context) image.Image {
+	t.Helper()
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	shot, err := chromedp.Run(tctx, chromedp.Screenshot(chromedp.CSS("#video")))
+	if err != nil {
+		t.Fatalf("screenshot of the video: %v", err)
+	}
+	img, err := png.Decode(bytes.NewReader(shot))
+	if err != nil {
+		t.Fatalf("decode screenshot: %v", err)
+	}
+	// The bar's top as a fraction of the video's height.
+	cut, err := chromedp.Run(tctx, chromedp.Evaluate[float64](`(() => {
+	  const v = document.getElementById("video").getBoundingClientRect();
+	  const b = document.getElementById("bar").getBoundingClientRect();
+	  return Math.min(1, Math.max(0, (b.top - v.top) / v.height)); })()`))
+	if err != nil {
+		t.Fatalf("video layout: %v", err)
+	}
+	b := img.Bounds()
+	b.Max.Y = b.Min.Y + int(cut*float64(b.Dy()))
+	if b.Dx() < 16 || b.Dy() < 16 {
+		t.Fatalf("video picture of %v: the video element is not visible", b)
+	}
+	return img.(interface {
+		SubImage(image.Rectangle) image.Image
+	}).SubImage(b)
+}
+
+// luma returns the luma (0-255) of the pixel at x, y.
+func luma(img image.Image, x, y int) float64 {
+	r, g, bl, _ := img.At(x, y).RGBA()
+	return (0.299*float64(r) + 0.587*float64(g) + 0.114*float64(bl)) / 257
+}
+
 // lumaVariance is the variance of the pixels' luma: near 0 for a blank picture.
 func lumaVariance(img image.Image) float64 {
 	b := img.Bounds()
 	var sum, sum2, n float64
 	for y := b.Min.Y; y < b.Max.Y; y += 4 {
 		for x := b.Min.X; x < b.Max.X; x += 4 {
-			r, g, bl, _ := img.At(x, y).RGBA()
-			l := (0.299*float64(r) + 0.587*float64(g) + 0.114*float64(bl)) / 257
+			l := luma(img, x, y)
 			sum += l
 			sum2 += l * l
 			n++
@@ -184,4 +238,23 @@ func lumaVariance(img image.Image) float64 {
 	}
 	m := sum / n
 	return sum2/n - m*m
+}
+
+// changedFraction is the fraction of the sampled pixels whose luma differs by more
+// than 24 between two pictures of the same size (1 if the sizes differ).
+func changedFraction(a, b image.Image) float64 {
+	ab, bb := a.Bounds(), b.Bounds()
+	if ab.Size() != bb.Size() {
+		return 1
+	}
+	var changed, n float64
+	for y := 0; y < ab.Dy(); y += 2 {
+		for x := 0; x < ab.Dx(); x += 2 {
+			if d := luma(a, ab.Min.X+x, ab.Min.Y+y) - luma(b, bb.Min.X+x, bb.Min.Y+y); d > 24 || d < -24 {
+				changed++
+			}
+			n++
+		}
+	}
+	return changed / n
 }

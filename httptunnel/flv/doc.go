@@ -9,7 +9,9 @@
 //   - [Reader], an FLV stream reader (used by tests and tools to check HTTP-FLV output);
 //   - parsers for tag bodies: [ParseVideo] (VIDEODATA, Annex E.4.3.1), [ParseAudio]
 //     (AUDIODATA, E.4.2.1), [ParseAVCConfig] (AVCDecoderConfigurationRecord,
-//     ISO/IEC 14496-15 §5.2.4.1) and [SplitAVCC] (length-prefixed NAL units).
+//     ISO/IEC 14496-15 §5.2.4.1) and [SplitAVCC] (length-prefixed NAL units);
+//   - [CheckCodecs] (and [CheckVideo], [CheckAudio]), the one check of every browser
+//     path that a stream is H.264 and AAC, failing with a [*CodecError].
 //
 // Every parser takes []byte or io.Reader, bounds every length read from the input, and
 // is fuzzed with a round trip. flv imports only the standard library: it knows nothing

@@ -13,8 +13,11 @@
 // counts it as the number of distinct clients (IP and User-Agent) that made a request
 // within Config.ViewerWindow (relay.SubscribeOptions.Viewers).
 //
-// Streams whose codecs are not H.264 and AAC get 415. gohlslib's encode errors are
-// logged through zerolog, rate-limited, never with the standard log package.
+// Streams whose codecs are not H.264 and AAC get 415 (flv.CheckCodecs). gohlslib's
+// encode errors are logged through zerolog, rate-limited, never with the standard log
+// package. A panic in a muxer's goroutine, or in gohlslib while it answers a request,
+// is recovered, logged with its stack and counted (Server.Panics); it ends only that
+// stream's muxer (ErrPanic), and the next request starts a new one.
 //
 // hls may import relay, httptunnel/flv, gohlslib, mediacommon, the standard library
 // and zerolog; never rtmp. Goroutines: Server owns a janitor and one goroutine per

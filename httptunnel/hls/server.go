@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,15 +27,15 @@ const Protocol = "hls"
 
 // Errors of the package.
 var (
-	// ErrUnsupportedCodec means the stream carries a codec HLS cannot (here: anything
-	// but H.264 and AAC); requests get 415.
-	ErrUnsupportedCodec = errors.New("hls: unsupported codec: HLS carries H.264 video and AAC audio only")
 	// ErrIdle ends a muxer that received no request for Config.IdleTimeout.
 	ErrIdle = errors.New("hls: muxer idle")
 	// ErrStreamEnded ends a muxer whose publisher left or changed codec parameters.
 	ErrStreamEnded = errors.New("hls: stream ended")
 	// ErrServerClosed means Server.Close was called.
 	ErrServerClosed = errors.New("hls: server closed")
+	// ErrPanic ends a muxer whose code (ours, gohlslib's or mediacommon's) panicked on
+	// the stream's data; the panic value and stack are logged.
+	ErrPanic = errors.New("hls: muxer panicked")
 )
 
 // Hub is what the server needs of *relay.Hub.
@@ -127,6 +128,12 @@ type Server struct {
 	stop context.CancelCauseFunc
 	wg   sync.WaitGroup // janitor and muxer goroutines
 
+	panics atomic.Int64 // muxers and requests ended by a recovered panic
+
+	// testHookFrame, if set (by package tests, before the first request), is called
+	// by each muxer for every frame before the frame is muxed.
+	testHookFrame func(relay.Frame)
+
 	mu      sync.Mutex
 	closed  bool              // guarded by mu
 	streams map[string]*entry // guarded by mu
@@ -167,6 +174,9 @@ func (s *Server) Viewers(key string) int {
 	return int(e.viewers.Load())
 }
 
+// Panics returns how many muxers and requests were ended by a recovered panic.
+func (s *Server) Panics() int64 { return s.panics.Load() }
+
 // Muxers returns the number of running muxers.
 func (s *Server) Muxers() int {
 	s.mu.Lock()
@@ -183,6 +193,7 @@ type entry struct {
 	muxer  *gohlslib.Muxer         // written before ready is closed, immutable after
 	err    error                   // written before ready is closed, immutable after
 
+	broken  atomic.Bool  // a request panicked in gohlslib: run closes the muxer aside
 	lastReq atomic.Int64 // unix nanos of the last request
 	viewers atomic.Int64 // distinct clients within ViewerWindow
 
@@ -244,7 +255,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if e.err != nil {
-		if errors.Is(e.err, ErrUnsupportedCodec) {
+		if errors.Is(e.err, flv.ErrUnsupportedCodec) {
 			http.Error(w, e.err.Error(), http.StatusUnsupportedMediaType)
 		} else {
 			http.Error(w, e.err.Error(), http.StatusServiceUnavailable)
@@ -252,10 +263,29 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rw := &recorder{ResponseWriter: w}
-	e.muxer.Handle(rw, r)
+	s.handle(e, rw, r)
 	if !rw.wrote {
 		http.NotFound(w, r) // gohlslib answers nothing for unknown files
 	}
+}
+
+// handle passes a request to the stream's gohlslib muxer. A panic there (gohlslib
+// parses the request's LL-HLS query parameters) ends that muxer, whose state may be
+// broken, and that request; it is logged with its stack, and net/http's own recovery
+// is told to stay quiet with http.ErrAbortHandler.
+func (s *Server) handle(e *entry, w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.panics.Add(1)
+			err := fmt.Errorf("%w: %v", ErrPanic, p)
+			s.log.Error().Str("stream", e.key).Str("remote", r.RemoteAddr).Str("url", r.URL.String()).
+				Str("panic", fmt.Sprint(p)).Bytes("stack", debug.Stack()).Msg("hls request panicked")
+			e.broken.Store(true)
+			e.cancel(err)
+			panic(http.ErrAbortHandler)
+		}
+	}()
+	e.muxer.Handle(w, r)
 }
 
 // recorder tells whether gohlslib wrote a response.
@@ -289,8 +319,8 @@ func (s *Server) entry(key string, start bool) (*entry, int, string) {
 	if !ok || !st.Live {
 		return nil, http.StatusNotFound, "hls: stream not live"
 	}
-	if st.Media.VideoCodec != "" && st.Media.VideoCodec != "H264" || st.Media.AudioCodec != "" && st.Media.AudioCodec != "AAC" {
-		return nil, http.StatusUnsupportedMediaType, fmt.Sprintf("%v (stream has %s/%s)", ErrUnsupportedCodec, st.Media.VideoCodec, st.Media.AudioCodec)
+	if err := flv.CheckCodecs(st.Media.VideoCodec, st.Media.AudioCodec); err != nil {
+		return nil, http.StatusUnsupportedMediaType, err.Error()
 	}
 
 	s.mu.Lock()
@@ -408,10 +438,21 @@ type muxer struct {
 	encodeErrs         atomic.Int64
 }
 
+// run feeds the muxer until the stream ends, the muxer idles or fails. A panic (in
+// gohlslib, mediacommon or our code, on the publisher's data) ends only this muxer as
+// ErrPanic; it is logged with its stack and counted.
 func (m *muxer) run(ctx context.Context) (err error) {
+	panicked := false
 	defer func() {
 		if m.mux != nil {
-			m.mux.Close()
+			if panicked || m.e.broken.Load() {
+				// gohlslib may have panicked holding its lock, which Close takes:
+				// close it aside so that this stream can get a new muxer at once.
+				// Should Close never return, Server.Close reports it.
+				m.s.wg.Go(m.mux.Close)
+			} else {
+				m.mux.Close()
+			}
 		} else {
 			// Release waiting requests.
 			if err == nil {
@@ -419,6 +460,15 @@ func (m *muxer) run(ctx context.Context) (err error) {
 			}
 			m.e.err = err
 			close(m.e.ready)
+		}
+	}()
+	defer func() {
+		if p := recover(); p != nil {
+			panicked = true
+			m.s.panics.Add(1)
+			err = fmt.Errorf("%w: %v", ErrPanic, p)
+			m.e.cancel(err)
+			m.log.Error().Str("panic", fmt.Sprint(p)).Bytes("stack", debug.Stack()).Msg("hls muxer panicked")
 		}
 	}()
 	frames := make([]relay.Frame, 0, 64)
@@ -437,6 +487,9 @@ func (m *muxer) run(ctx context.Context) (err error) {
 }
 
 func (m *muxer) frame(f relay.Frame) error {
+	if m.s.testHookFrame != nil {
+		m.s.testHookFrame(f)
+	}
 	p := f.Packet
 	switch p.Kind {
 	case relay.KindStreamEnd:
@@ -446,8 +499,8 @@ func (m *muxer) frame(f relay.Frame) error {
 		if err != nil {
 			return nil // not decodable: skip, as a player would
 		}
-		if v.Enhanced || v.CodecID != flv.CodecAVC {
-			return fmt.Errorf("%w (video codec id %d)", ErrUnsupportedCodec, v.CodecID)
+		if err := flv.CheckVideo(v); err != nil {
+			return err
 		}
 		if p.SeqHeader {
 			if m.mux != nil {
@@ -494,8 +547,8 @@ func (m *muxer) frame(f relay.Frame) error {
 		if err != nil {
 			return nil
 		}
-		if a.Format != flv.SoundAAC {
-			return fmt.Errorf("%w (sound format %d)", ErrUnsupportedCodec, a.Format)
+		if err := flv.CheckAudio(a); err != nil {
+			return err
 		}
 		if p.SeqHeader {
 			if m.mux != nil {
@@ -540,7 +593,7 @@ func (m *muxer) ensure() error {
 		tracks = append(tracks, m.audio)
 	}
 	if len(tracks) == 0 {
-		return fmt.Errorf("%w: media before any sequence header", ErrUnsupportedCodec)
+		return fmt.Errorf("%w: media before any H.264 or AAC sequence header", flv.ErrUnsupportedCodec)
 	}
 	mux := &gohlslib.Muxer{
 		Tracks:             tracks,
@@ -569,8 +622,6 @@ func (m *muxer) encodeError(err error) {
 		m.log.Warn().Err(err).Int64("count", n).Msg("hls encode error")
 	}
 }
-
-var _ http.Handler = (*Server)(nil)
 
 var _ http.Handler = (*Server)(nil)
 

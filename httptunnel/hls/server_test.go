@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -278,6 +279,77 @@ func TestImports(t *testing.T) {
 			dep != "github.com/mtrelay/mtrelay/relay" && dep != "github.com/mtrelay/mtrelay/httptunnel/flv" &&
 			dep != "github.com/mtrelay/mtrelay/httptunnel/hls" {
 			t.Errorf("hls depends on %s", dep)
+		}
+	}
+}
+
+// TestMuxerPanic: a panic in a muxer's goroutine (injected at the first H.264 access
+// unit) ends only that muxer: it is counted, the waiting request gets 503 instead of
+// hanging, a running muxer of another stream keeps serving, and the next request
+// starts a new muxer for the stream.
+func TestMuxerPanic(t *testing.T) {
+	t.Parallel()
+	hub, s, srv := newServer(t, Config{})
+	var armed atomic.Bool
+	s.testHookFrame = func(f relay.Frame) {
+		if f.Packet.Kind == relay.KindVideo && !f.Packet.SeqHeader && armed.CompareAndSwap(true, false) {
+			panic("injected")
+		}
+	}
+	pkts := fixturePackets(t)
+	var pubs []*relay.Publisher
+	for _, key := range []string{"live/ok", "live/bad"} {
+		pub, err := hub.Publish(key, relay.PublisherInfo{Protocol: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pub.Close()
+		pubs = append(pubs, pub)
+	}
+	stop := make(chan struct{})
+	fed := make(chan struct{})
+	go func() { // feed both streams at 4x real time, the fixture in a loop
+		defer close(fed)
+		start := time.Now()
+		for loop := int64(0); ; loop++ {
+			for _, p := range pkts {
+				ts := loop*10_000 + p.Timestamp
+				if d := time.Duration(ts)*time.Millisecond/4 - time.Since(start); d > 0 {
+					select {
+					case <-stop:
+						return
+					case <-time.After(d):
+					}
+				}
+				if loop > 0 && p.SeqHeader {
+					continue
+				}
+				q := &relay.Packet{Kind: p.Kind, Timestamp: ts, Keyframe: p.Keyframe, SeqHeader: p.SeqHeader, Payload: p.Payload}
+				for _, pub := range pubs {
+					pub.WritePacket(q)
+				}
+			}
+		}
+	}()
+	defer func() { close(stop); <-fed }()
+	if code, body := fetch(t, srv.URL+"/live/ok/index.m3u8"); code != 200 {
+		t.Fatalf("live/ok: %d %s", code, body)
+	}
+	armed.Store(true)
+	if code, body := fetch(t, srv.URL+"/live/bad/index.m3u8"); code != http.StatusServiceUnavailable || !strings.Contains(body, "panicked") {
+		t.Fatalf("live/bad with a panicking muxer: %d %q, want 503", code, body)
+	}
+	if s.Panics() != 1 {
+		t.Errorf("Panics() = %d, want 1", s.Panics())
+	}
+	for deadline := time.Now().Add(10 * time.Second); s.Muxers() != 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("muxers %d, want 1 (live/ok)", s.Muxers())
+		}
+	}
+	for _, key := range []string{"live/ok", "live/bad"} {
+		if code, body := fetch(t, srv.URL+"/"+key+"/index.m3u8"); code != 200 {
+			t.Errorf("%s after the panic: %d %s", key, code, body)
 		}
 	}
 }

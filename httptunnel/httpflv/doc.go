@@ -9,6 +9,11 @@
 // never copied: the handler takes over the TCP connection (http.Hijacker) and writes
 // each batch of tags as one HTTP chunk with one writev (net.Buffers).
 //
+// Streams whose known codecs are not H.264 and AAC get 415 (flv.CheckCodecs). A
+// viewer that joined before the codecs were known got 200; when the first video or
+// audio packet of a publisher shows another codec, its chunked body is ended cleanly
+// and the reason logged.
+//
 // A viewer ends when the client disconnects (a reader goroutine sees EOF), when a write
 // does not finish within Config.WriteTimeout (a stalled client), when the hub evicts it
 // as a slow subscriber, when the stream has had no publisher for the hub's PlayWait,

@@ -127,22 +127,6 @@ func StreamKey(app, file string) (string, bool) {
 	return key, relay.ValidateKey(key) == nil
 }
 
-// CodecError returns a message when the stream's codecs are known and cannot be
-// carried to browsers (anything but H.264 video and AAC audio), else "".
-func CodecError(mi relay.MediaInfo) string {
-	var bad []string
-	if mi.VideoCodec != "" && mi.VideoCodec != "H264" {
-		bad = append(bad, "video "+mi.VideoCodec)
-	}
-	if mi.AudioCodec != "" && mi.AudioCodec != "AAC" {
-		bad = append(bad, "audio "+mi.AudioCodec)
-	}
-	if len(bad) == 0 {
-		return ""
-	}
-	return "unsupported codec (" + strings.Join(bad, ", ") + "): browser playback carries H.264 video and AAC audio only"
-}
-
 // viewer is one HTTP-FLV client.
 type viewer struct {
 	id     uint64
@@ -163,8 +147,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if st, ok := h.hub.Stream(key); ok {
-		if msg := CodecError(st.Media); msg != "" {
-			http.Error(w, msg, http.StatusUnsupportedMediaType)
+		if err := flv.CheckCodecs(st.Media.VideoCodec, st.Media.AudioCodec); err != nil {
+			http.Error(w, err.Error(), http.StatusUnsupportedMediaType)
 			return
 		}
 	}
@@ -228,7 +212,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = c
 	}
 	ev := log.Debug()
-	if errors.Is(err, relay.ErrSlowSubscriber) || errors.Is(err, os.ErrDeadlineExceeded) {
+	if errors.Is(err, relay.ErrSlowSubscriber) || errors.Is(err, os.ErrDeadlineExceeded) ||
+		errors.Is(err, flv.ErrUnsupportedCodec) {
 		ev = log.Info()
 	}
 	ss := sub.Stats()
@@ -315,11 +300,19 @@ func (h *Handler) stream(ctx context.Context, v *viewer, sub *relay.Subscriber) 
 		return err
 	}
 	frames := make([]relay.Frame, 0, h.cfg.BatchFrames)
+	var cc codecCheck
 	for {
 		var err error
 		frames, err = sub.Read(ctx, frames[:0])
-		for _, f := range frames {
+		for i, f := range frames {
 			p := f.Packet
+			if cerr := cc.check(p); cerr != nil {
+				// The viewer joined before the codec was known and got 200: send
+				// what came before, then end the chunked body cleanly.
+				clear(frames[i:])
+				err = cerr
+				break
+			}
 			var typ flv.TagType
 			switch p.Kind {
 			case relay.KindVideo:
@@ -338,7 +331,7 @@ func (h *Handler) stream(ctx context.Context, v *viewer, sub *relay.Subscriber) 
 			return fmt.Errorf("http-flv write: %w", werr)
 		}
 		if err != nil {
-			if errors.Is(err, relay.ErrNoPublisher) || errors.Is(err, relay.ErrClosed) {
+			if errors.Is(err, relay.ErrNoPublisher) || errors.Is(err, relay.ErrClosed) || errors.Is(err, flv.ErrUnsupportedCodec) {
 				// End the chunked body cleanly: the stream is over.
 				cw.conn.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
 				io.WriteString(v.conn, "0\r\n\r\n")
@@ -346,6 +339,44 @@ func (h *Handler) stream(ctx context.Context, v *viewer, sub *relay.Subscriber) 
 			return err
 		}
 	}
+}
+
+// codecCheck checks the codec of each publisher's first video and first audio packet,
+// for viewers that joined before the hub knew the stream's codecs (ServeHTTP answers
+// 415 to the others). Owned by the viewer's handler goroutine.
+type codecCheck struct {
+	video, audio bool // this publisher's video / audio codec was checked
+}
+
+// check returns a *flv.CodecError if p shows a codec browsers cannot play. Only the
+// first parsable packet of each kind per publisher is parsed, so the hot path pays
+// two bool tests per packet.
+func (c *codecCheck) check(p *relay.Packet) error {
+	switch p.Kind {
+	case relay.KindVideo:
+		if c.video {
+			return nil
+		}
+		v, err := flv.ParseVideo(p.Payload)
+		if err != nil {
+			return nil // not parsable: players skip it, so do we
+		}
+		c.video = true
+		return flv.CheckVideo(v)
+	case relay.KindAudio:
+		if c.audio {
+			return nil
+		}
+		a, err := flv.ParseAudio(p.Payload)
+		if err != nil {
+			return nil
+		}
+		c.audio = true
+		return flv.CheckAudio(a)
+	case relay.KindStreamStart, relay.KindStreamEnd:
+		*c = codecCheck{} // the next publisher may use other codecs
+	}
+	return nil
 }
 
 // Close ends every viewer and waits for their goroutines until ctx is done.

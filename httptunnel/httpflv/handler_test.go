@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -299,4 +300,52 @@ func TestImports(t *testing.T) {
 			t.Errorf("httpflv depends on %s", dep)
 		}
 	}
+}
+
+// TestCodecFoundAfterJoin: a viewer that joined before the publisher, so before the
+// codecs were known, got 200; when the publisher's packets show MP3 audio, its
+// chunked response ends cleanly after what came before, and the viewer is gone.
+func TestCodecFoundAfterJoin(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, relay.Config{}, Config{})
+	resp := get(t, e, "/live/late.flv")
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d, want 200", resp.StatusCode)
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	waitFor("the viewer", func() bool { return e.h.Viewers() == 1 })
+	p, err := e.hub.Publish("live/late", relay.PublisherInfo{Protocol: "test", Remote: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	p.WritePacket(&relay.Packet{Kind: relay.KindVideo, SeqHeader: true, Keyframe: true, Payload: videoSeq})
+	p.WritePacket(&relay.Packet{Kind: relay.KindVideo, Keyframe: true, Payload: keyframe})
+	p.WritePacket(&relay.Packet{Kind: relay.KindAudio, Payload: []byte{0x2f, 0xff, 0xfb, 0x90, 0x00}}) // MP3
+	r := flv.NewReader(resp.Body)
+	var tags []flv.TagType
+	for {
+		tg, err := r.ReadTag()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("after %d tags: %v, want a clean end of the response", len(tags), err)
+		}
+		tags = append(tags, tg.Type)
+	}
+	if len(tags) != 2 || tags[0] != flv.TagVideo || tags[1] != flv.TagVideo {
+		t.Errorf("got tags %v, want the two H.264 video tags before the MP3 audio", tags)
+	}
+	waitFor("the viewer to leave", func() bool {
+		st, _ := e.hub.Stream("live/late")
+		return e.h.Viewers() == 0 && st.Subscribers[Protocol] == 0
+	})
 }

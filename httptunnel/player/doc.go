@@ -14,7 +14,10 @@
 // Each page viewer is one relay subscriber (protocol "page"); the fMP4 stream starts at
 // the GOP cache's keyframe and ends when the publisher leaves, so the page reconnects
 // and re-initialises its decoder for the next publisher's codec parameters. Streams
-// that are not H.264/AAC get 415.
+// that are not H.264/AAC get 415 (flv.CheckCodecs). A panic while muxing a viewer's
+// fMP4 is recovered, logged with its stack and counted (Handler.Panics); it ends only
+// that viewer, whose connection is aborted. An evicted (slow) viewer's blocked write
+// is ended at once rather than at Config.WriteTimeout.
 //
 // player may import relay, httptunnel/flv, mediacommon, the standard library and
 // zerolog; never rtmp. Goroutines: none of its own; each viewer runs in its net/http

@@ -16,9 +16,6 @@ import (
 
 // Errors of the fMP4 muxer.
 var (
-	// ErrUnsupportedCodec means the stream carries a codec the page cannot play (here:
-	// anything but H.264 and AAC).
-	ErrUnsupportedCodec = errors.New("player: unsupported codec: browser playback carries H.264 video and AAC audio only")
 	// ErrStreamEnded means the publisher left or changed codec parameters: the page
 	// reconnects.
 	ErrStreamEnded = errors.New("player: stream ended")
@@ -115,8 +112,8 @@ func (m *muxer) frame(f relay.Frame) (ready bool, err error) {
 		if err != nil {
 			return false, nil
 		}
-		if v.Enhanced || v.CodecID != flv.CodecAVC {
-			return false, fmt.Errorf("%w (video codec id %d)", ErrUnsupportedCodec, v.CodecID)
+		if err := flv.CheckVideo(v); err != nil {
+			return false, err
 		}
 		if p.SeqHeader {
 			if m.started {
@@ -154,8 +151,8 @@ func (m *muxer) frame(f relay.Frame) (ready bool, err error) {
 		if err != nil {
 			return false, nil
 		}
-		if a.Format != flv.SoundAAC {
-			return false, fmt.Errorf("%w (sound format %d)", ErrUnsupportedCodec, a.Format)
+		if err := flv.CheckAudio(a); err != nil {
+			return false, err
 		}
 		if p.SeqHeader {
 			if m.started {

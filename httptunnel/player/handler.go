@@ -8,6 +8,8 @@ import (
 	"html/template"
 	"net"
 	"net/http"
+	"os"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/mtrelay/mtrelay/httptunnel/flv"
 	"github.com/mtrelay/mtrelay/relay"
 )
 
@@ -22,8 +25,15 @@ import (
 // count in relay.StreamStats.Subscribers.
 const Protocol = "page"
 
-// ErrHandlerClosed ends viewers when Handler.Close is called.
-var ErrHandlerClosed = errors.New("player: handler closed")
+// Errors that end a page viewer.
+var (
+	// ErrHandlerClosed ends viewers when Handler.Close is called.
+	ErrHandlerClosed = errors.New("player: handler closed")
+	// ErrPanic ends a viewer whose fMP4 muxing (ours or mediacommon's, on the
+	// publisher's data) panicked; the panic value and stack are logged, and the
+	// viewer's connection is aborted.
+	ErrPanic = errors.New("player: viewer panicked")
+)
 
 //go:embed page/player.html
 var playerPage []byte
@@ -96,6 +106,11 @@ type Handler struct {
 	mu     sync.Mutex
 	closed bool         // guarded by mu
 	count  atomic.Int64 // viewers being served
+	panics atomic.Int64 // viewers ended by a recovered panic
+
+	// testHookFrame, if set (by package tests, before the first request), is called
+	// by each viewer for every frame before the frame is muxed.
+	testHookFrame func(relay.Frame)
 }
 
 // New returns a Handler for the streams of hub.
@@ -129,6 +144,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // Viewers returns the number of fMP4 streams being served.
 func (h *Handler) Viewers() int { return int(h.count.Load()) }
+
+// Panics returns how many viewers were ended by a recovered panic.
+func (h *Handler) Panics() int64 { return h.panics.Load() }
 
 func (h *Handler) servePage(w http.ResponseWriter, r *http.Request) {
 	if relay.ValidateKey(r.PathValue("app")+"/"+r.PathValue("stream")) != nil {
@@ -200,9 +218,8 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "stream offline", http.StatusNotFound)
 		return
 	}
-	if mi := st.Media; mi.VideoCodec != "" && mi.VideoCodec != "H264" || mi.AudioCodec != "" && mi.AudioCodec != "AAC" {
-		http.Error(w, fmt.Sprintf("%v (stream has video %q, audio %q)", ErrUnsupportedCodec, mi.VideoCodec, mi.AudioCodec),
-			http.StatusUnsupportedMediaType)
+	if err := flv.CheckCodecs(st.Media.VideoCodec, st.Media.AudioCodec); err != nil {
+		http.Error(w, err.Error(), http.StatusUnsupportedMediaType)
 		return
 	}
 	h.mu.Lock()
@@ -222,26 +239,61 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) {
 	defer stopOnClose()
 	log := h.log.With().Str("stream", key).Str("remote", r.RemoteAddr).Logger()
 
+	rc := http.NewResponseController(w)
+	// The hub may call OnEvict from another goroutine until sub.Close returns; the
+	// connection must not be touched once this handler returned (it may serve the
+	// next request), hence returned, set under evictMu before returning.
+	var evictMu sync.Mutex
+	returned := false
+	defer func() { evictMu.Lock(); returned = true; evictMu.Unlock() }()
 	sub, err := h.hub.Subscribe(key, relay.SubscribeOptions{
 		Protocol: Protocol,
 		Remote:   r.RemoteAddr,
-		OnEvict:  func(err error) { cancel(err) },
+		OnEvict: func(err error) {
+			// A slow viewer may be blocked in a write: end that write now rather
+			// than at its WriteTimeout. write checks ctx after moving the deadline.
+			cancel(err)
+			evictMu.Lock()
+			defer evictMu.Unlock()
+			if !returned {
+				_ = rc.SetWriteDeadline(time.Now())
+			}
+		},
 	})
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	defer sub.Close()
-	err = h.stream(ctx, w, sub)
-	if c := context.Cause(ctx); c != nil {
+	err = h.safeStream(ctx, rc, w, sub, log)
+	if c := context.Cause(ctx); c != nil && !errors.Is(err, ErrPanic) {
 		err = c
 	}
 	ss := sub.Stats()
-	log.Debug().AnErr("reason", err).Int64("packets", ss.Packets).Int64("dropped", ss.Dropped).Msg("page viewer left")
+	ev := log.Debug()
+	if errors.Is(err, relay.ErrSlowSubscriber) || errors.Is(err, os.ErrDeadlineExceeded) {
+		ev = log.Info()
+	}
+	ev.AnErr("reason", err).Int64("packets", ss.Packets).Int64("dropped", ss.Dropped).Msg("page viewer left")
+	if errors.Is(err, ErrPanic) {
+		panic(http.ErrAbortHandler) // the fMP4 stream may be cut mid-box: drop the connection
+	}
 }
 
-func (h *Handler) stream(ctx context.Context, w http.ResponseWriter, sub *relay.Subscriber) error {
-	rc := http.NewResponseController(w)
+// safeStream is stream with a panic turned into ErrPanic, logged with its stack and
+// counted; it ends only this viewer.
+func (h *Handler) safeStream(ctx context.Context, rc *http.ResponseController, w http.ResponseWriter, sub *relay.Subscriber, log zerolog.Logger) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			h.panics.Add(1)
+			err = fmt.Errorf("%w: %v", ErrPanic, p)
+			log.Error().Str("panic", fmt.Sprint(p)).Bytes("stack", debug.Stack()).Msg("page viewer panicked")
+		}
+	}()
+	return h.stream(ctx, rc, w, sub)
+}
+
+func (h *Handler) stream(ctx context.Context, rc *http.ResponseController, w http.ResponseWriter, sub *relay.Subscriber) error {
 	var m muxer
 	frames := make([]relay.Frame, 0, 64)
 	startBy := time.Now().Add(h.cfg.StartTimeout)
@@ -258,6 +310,9 @@ func (h *Handler) stream(ctx context.Context, w http.ResponseWriter, sub *relay.
 		}
 		var out [][]byte
 		for _, f := range frames {
+			if h.testHookFrame != nil {
+				h.testHookFrame(f)
+			}
 			ready, ferr := m.frame(f)
 			if ready {
 				init, ierr := m.init()
@@ -280,7 +335,7 @@ func (h *Handler) stream(ctx context.Context, w http.ResponseWriter, sub *relay.
 		}
 		clear(frames)
 		if err != nil && !m.started {
-			if errors.Is(err, ErrUnsupportedCodec) {
+			if errors.Is(err, flv.ErrUnsupportedCodec) {
 				http.Error(w, err.Error(), http.StatusUnsupportedMediaType)
 			} else {
 				http.Error(w, "stream offline", http.StatusNotFound)
@@ -288,14 +343,14 @@ func (h *Handler) stream(ctx context.Context, w http.ResponseWriter, sub *relay.
 			return err
 		}
 		if m.started {
-			if err := h.write(rc, w, out); err != nil {
+			if err := h.write(ctx, rc, w, out); err != nil {
 				return err
 			}
 			frag, ferr := m.fragment()
 			if ferr != nil {
 				return ferr
 			}
-			if err := h.write(rc, w, [][]byte{frag}); err != nil {
+			if err := h.write(ctx, rc, w, [][]byte{frag}); err != nil {
 				return err
 			}
 		}
@@ -305,11 +360,17 @@ func (h *Handler) stream(ctx context.Context, w http.ResponseWriter, sub *relay.
 	}
 }
 
-func (h *Handler) write(rc *http.ResponseController, w http.ResponseWriter, bufs [][]byte) error {
+// write sends bufs and flushes them, within Config.WriteTimeout.
+func (h *Handler) write(ctx context.Context, rc *http.ResponseController, w http.ResponseWriter, bufs [][]byte) error {
 	if len(bufs) == 0 {
 		return nil
 	}
 	_ = rc.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
+	if err := context.Cause(ctx); err != nil {
+		// Evicted after OnEvict moved the deadline to now: do not write with the
+		// deadline just moved back out.
+		return err
+	}
 	for _, b := range bufs {
 		if len(b) == 0 {
 			continue

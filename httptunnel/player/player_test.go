@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -222,5 +223,55 @@ func TestImports(t *testing.T) {
 			dep != "github.com/mtrelay/mtrelay/httptunnel/player" {
 			t.Errorf("player depends on %s", dep)
 		}
+	}
+}
+
+// TestViewerPanic: a panic while muxing one viewer's fMP4 (injected at its first
+// frame) ends only that viewer: it is counted, its connection is aborted, it leaves
+// the hub, and another viewer of the stream is served.
+func TestViewerPanic(t *testing.T) {
+	t.Parallel()
+	hub, h, srv := newHandler(t)
+	var armed atomic.Bool
+	armed.Store(true)
+	h.testHookFrame = func(relay.Frame) {
+		if armed.CompareAndSwap(true, false) {
+			panic("injected")
+		}
+	}
+	pub, err := hub.Publish("live/p", relay.PublisherInfo{Protocol: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	for _, p := range fixturePackets(t)[:60] {
+		pub.WritePacket(p)
+	}
+	if resp, err := http.Get(srv.URL + "/play/live/p/live.mp4"); err == nil {
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err == nil {
+			t.Errorf("the panicking viewer's response ended cleanly (%d), want it aborted", resp.StatusCode)
+		}
+	}
+	if h.Panics() != 1 {
+		t.Errorf("Panics() = %d, want 1", h.Panics())
+	}
+	for deadline := time.Now().Add(10 * time.Second); h.Viewers() != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("viewers %d, want 0", h.Viewers())
+		}
+	}
+	resp, err := http.Get(srv.URL + "/play/live/p/live.mp4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	head := make([]byte, 8)
+	if _, err := io.ReadFull(resp.Body, head); err != nil || resp.StatusCode != 200 || string(head[4:]) != "ftyp" {
+		t.Fatalf("next viewer: %d, starts % x (%v)", resp.StatusCode, head, err)
+	}
+	if st, _ := hub.Stream("live/p"); st.Subscribers[Protocol] != 1 {
+		t.Errorf("hub subscribers %v, want 1 page viewer", st.Subscribers)
 	}
 }
