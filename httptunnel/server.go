@@ -115,6 +115,35 @@ func (s *Server) Tunnels() int {
 	return s.live
 }
 
+// Drain waits until every tunnel whose handler has returned has handed its last queued
+// output to its client (on the client's next /idle) and ended, or until ctx is done.
+// Tunnels whose handler still runs are not waited for. Shutdown calls it after players
+// were told their stream ended and before Close, so RTMPT players get that message too.
+func (s *Server) Drain(ctx context.Context) error {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		flushing := 0
+		s.mu.Lock()
+		for _, t := range s.tunnels {
+			// In the map with one reference left: ServeConn has returned (it held
+			// the other), output may still be queued.
+			if t.refs.Load() == 1 {
+				flushing++
+			}
+		}
+		s.mu.Unlock()
+		if flushing == 0 {
+			return nil
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return fmt.Errorf("httptunnel: drain: %d tunnels still flushing: %w", flushing, context.Cause(ctx))
+		}
+	}
+}
+
 // Close refuses new tunnels, ends every tunnel (the conns' Read returns io.EOF, the
 // handlers' ctx is canceled with ErrServerClosed) and waits until the reaper and every
 // ServeConn goroutine returned, or ctx is done. It may be called more than once.

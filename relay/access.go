@@ -47,6 +47,10 @@ type AccessDecision struct {
 	// Owner, for a publish, names who answers for it (e.g. the role owning the stream
 	// key); protocol layers copy it into PublisherInfo.Owner.
 	Owner string
+	// OnEnd, for an allowed publish, is called once when that publish ends: protocol
+	// layers copy it into PublisherInfo.OnClose, and call it themselves when the hub
+	// refuses the publish after all (stream busy). It must not block.
+	OnEnd func()
 }
 
 // ErrAccessDenied is wrapped by protocol layers when an AccessController refuses.

@@ -101,6 +101,7 @@ type Hub struct {
 	mu      sync.Mutex
 	streams map[string]*stream // guarded by mu; a stream is here while it has a publisher or subscribers
 	closed  bool               // guarded by mu
+	tot     hubTotals          // cumulative counters for Stats
 }
 
 // New returns a hub. It fails if a Config field is negative.
@@ -148,6 +149,7 @@ func (h *Hub) Close() {
 				ended = append(ended, s)
 			}
 		}
+		h.tot.foldLocked(st) // after the ends: their queues are released, their bytes final
 		st.subs = nil
 		st.dead = true
 		st.mu.Unlock()
@@ -180,6 +182,7 @@ func (h *Hub) removeIfIdleLocked(st *stream) {
 		st.dead = true
 		if h.streams[st.key] == st {
 			delete(h.streams, st.key)
+			h.tot.foldLocked(st)
 		}
 		st.log.Debug().Msg("stream removed")
 	}

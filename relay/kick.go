@@ -34,3 +34,20 @@ func (h *Hub) Kick(key string, may func(PublisherInfo) bool) error {
 	}
 	return nil
 }
+
+// PublisherOwner returns the Owner of key's current publisher (PublisherInfo.Owner,
+// empty when publishing is open) and whether key has a publisher.
+func (h *Hub) PublisherOwner(key string) (string, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st := h.streams[key]
+	if st == nil {
+		return "", false
+	}
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	if st.pub == nil {
+		return "", false
+	}
+	return st.pub.info.Owner, true
+}

@@ -22,6 +22,12 @@ type PublisherInfo struct {
 	// Kick, when not nil, disconnects the publisher's connection; Hub.Kick calls it
 	// once, without holding hub locks. It must not block.
 	Kick func()
+	// OnClose, when not nil, is called once, the first time Publisher.Close runs
+	// (directly or through Hub.Kick; after Hub.Close the protocol layer still closes
+	// its publisher), without holding hub locks, from the goroutine calling Close. It
+	// must not block: e.g. it hands the end of a publish to a log writer that owns
+	// its own goroutine.
+	OnClose func()
 }
 
 // stream is one key's entry in the hub: the current publisher, the subscribers and
@@ -193,8 +199,10 @@ func (st *stream) removeSub(s *Subscriber) bool {
 // and calls their OnEvict. No locks may be held: OnEvict runs here.
 func (st *stream) finishEvictions(list []*Subscriber, err error) {
 	for _, s := range list {
-		st.removeSub(s)
+		// Count before removing: removing the last subscriber of a stream without a
+		// publisher drops the stream, and its counters fold into the hub's then.
 		st.evicted.Add(1)
+		st.removeSub(s)
 		ev := st.log.Info()
 		if err == ErrSlowSubscriber {
 			ev = st.log.Warn()
@@ -214,6 +222,7 @@ type Publisher struct {
 	info    PublisherInfo // immutable
 	since   time.Time     // immutable
 	startIn int64         // immutable; stream.bytesIn when this publisher started
+	closed  atomic.Bool   // set by the first Close, which calls info.OnClose
 
 	// Owned by the publisher's goroutine (WritePacket).
 	evicted    []*Subscriber // scratch, reused so that WritePacket does not allocate
@@ -271,8 +280,20 @@ func (p *Publisher) SetMediaInfo(mi MediaInfo) {
 	st.statMu.Unlock()
 }
 
-// Close unpublishes: subscribers get KindStreamEnd and stay attached. Idempotent.
+// Close unpublishes: subscribers get KindStreamEnd and stay attached. The first call
+// runs PublisherInfo.OnClose at the end. Idempotent.
 func (p *Publisher) Close() {
+	if p.closed.Swap(true) {
+		return
+	}
+	if p.info.OnClose != nil {
+		defer p.info.OnClose()
+	}
+	p.unpublish()
+}
+
+// unpublish detaches p from its stream unless the hub already did (Hub.Close).
+func (p *Publisher) unpublish() {
 	st := p.st
 	h := st.hub
 	now := time.Now()

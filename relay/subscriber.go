@@ -112,6 +112,7 @@ func (s *Subscriber) signal() {
 
 // setErrLocked ends s with err: the queue is released and Read wakes up.
 func (s *Subscriber) setErrLocked(err error) {
+	s.st.hub.tot.countEnd(err)
 	s.err = err
 	s.q.release()
 	s.signal()
@@ -297,6 +298,7 @@ func (s *Subscriber) countDrops(n int64) {
 	if n > 0 {
 		s.dropped.Add(n)
 		s.st.dropped.Add(n)
+		s.st.hub.tot.dropped.Add(n)
 	}
 }
 

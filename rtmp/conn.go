@@ -50,6 +50,7 @@ type conn struct {
 	// evicted is the hub's reason for cutting off a slow player, set by OnEvict before
 	// it closes nc; run logs it instead of the read or write error that follows.
 	evicted atomic.Pointer[error]
+	kicked  atomic.Bool // set by relay.Hub.Kick before it closes nc
 
 	// Owned by run.
 	br         *bufio.Reader
@@ -144,6 +145,7 @@ func (c *conn) run(ctx context.Context) {
 		err = fmt.Errorf("play: %w", *ep)
 	}
 	c.endAll("connection closed")
+	c.countEnd(err)
 	var in uint64
 	if c.cr != nil {
 		in = c.cr.BytesRead()
@@ -456,7 +458,7 @@ func (c *conn) onPublish(ctx context.Context, sid uint32, name, typ string) {
 		c.sendStatus(sid, "error", "NetStream.Publish.BadName", "stream id already in use")
 		return
 	}
-	key, owner, err := c.authorize(ctx, relay.ActionPublish, key, query)
+	key, d, err := c.authorize(ctx, relay.ActionPublish, key, query)
 	if err != nil {
 		c.log.Warn().Str("stream", key).Err(err).Msg("publish refused")
 		c.sendStatus(sid, "error", "NetStream.Publish.Unauthorized", err.Error())
@@ -464,8 +466,11 @@ func (c *conn) onPublish(ctx context.Context, sid uint32, name, typ string) {
 	}
 	// Kick (relay.Hub.Kick) closes the socket; run then ends and unpublishes.
 	pub, err := c.srv.hub.Publish(key, relay.PublisherInfo{Protocol: c.protocol, Remote: c.remote, Query: query,
-		Owner: owner, Kick: func() { c.nc.Close() }})
+		Owner: d.Owner, Kick: func() { c.kicked.Store(true); c.nc.Close() }, OnClose: d.OnEnd})
 	if err != nil {
+		if d.OnEnd != nil {
+			d.OnEnd() // allowed, but it never started
+		}
 		c.log.Warn().Str("stream", key).Err(err).Msg("publish refused")
 		c.sendStatus(sid, "error", "NetStream.Publish.BadName", err.Error())
 		return
@@ -478,11 +483,11 @@ func (c *conn) onPublish(ctx context.Context, sid uint32, name, typ string) {
 }
 
 // authorize asks the server's AccessController about a publish or play and returns the
-// key to use (a controller may rename the stream) and the decision's Owner. A refusal
-// or a failed decision is an error wrapping relay.ErrAccessDenied.
-func (c *conn) authorize(ctx context.Context, action relay.Action, key, query string) (string, string, error) {
+// key to use (a controller may rename the stream) and the decision (its Owner and
+// OnEnd). A refusal or a failed decision is an error wrapping relay.ErrAccessDenied.
+func (c *conn) authorize(ctx context.Context, action relay.Action, key, query string) (string, relay.AccessDecision, error) {
 	if err := relay.ValidateKey(key); err != nil {
-		return key, "", err
+		return key, relay.AccessDecision{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.srv.cfg.AccessTimeout)
 	defer cancel()
@@ -491,16 +496,19 @@ func (c *conn) authorize(ctx context.Context, action relay.Action, key, query st
 	})
 	switch {
 	case err != nil:
-		return key, "", fmt.Errorf("%w: %s %s: %w", relay.ErrAccessDenied, action, key, err)
+		return key, relay.AccessDecision{}, fmt.Errorf("%w: %s %s: %w", relay.ErrAccessDenied, action, key, err)
 	case !d.Allow:
-		return key, "", fmt.Errorf("%w: %s", relay.ErrAccessDenied, d.Reason)
+		return key, relay.AccessDecision{}, fmt.Errorf("%w: %s", relay.ErrAccessDenied, d.Reason)
 	case d.Key != "":
 		if err := relay.ValidateKey(d.Key); err != nil {
-			return key, "", fmt.Errorf("%w: renamed to a bad key: %w", relay.ErrAccessDenied, err)
+			if d.OnEnd != nil {
+				d.OnEnd()
+			}
+			return key, relay.AccessDecision{}, fmt.Errorf("%w: renamed to a bad key: %w", relay.ErrAccessDenied, err)
 		}
-		return d.Key, d.Owner, nil
+		return d.Key, d, nil
 	}
-	return key, d.Owner, nil
+	return key, d, nil
 }
 
 func (c *conn) onPlay(ctx context.Context, sid uint32, name string) {

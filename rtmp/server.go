@@ -105,6 +105,7 @@ type Server struct {
 	nextID  atomic.Uint64
 	active  atomic.Int64   // connections being served
 	players atomic.Int64   // plays in progress
+	stats   serverStats    // cumulative counters for Stats
 	wg      sync.WaitGroup // connection goroutines started by Serve and ServeConn
 
 	mu    sync.Mutex
@@ -222,7 +223,9 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 	n := s.active.Add(1)
 	defer s.active.Add(-1)
 	c := newConn(s, nc)
+	s.stats.accepted.Add(1)
 	if n > int64(s.cfg.MaxConns) {
+		s.stats.handshake[iHandshakeRefused].Add(1)
 		c.log.Warn().Int("max_conns", s.cfg.MaxConns).Msg("connection refused: too many connections")
 		nc.Close()
 		return

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/url"
 
+	"github.com/rs/zerolog"
+
 	"github.com/mtrelay/mtrelay/relay"
 )
 
@@ -28,8 +30,9 @@ func (s *Store) Authorize(ctx context.Context, req relay.AccessRequest) (relay.A
 		return relay.AccessDecision{Reason: "stream key required (?key=K)"}, nil
 	}
 	var owner *string
+	var logID *int64
 	err := s.pool.QueryRow(ctx, `SELECT o, CASE WHEN o IS NOT NULL THEN mtrelay.log_publish($1, o, $3) END
-FROM mtrelay.check_stream_key($1, $2) AS o`, req.Key, key, req.Remote).Scan(&owner, new(*int64))
+FROM mtrelay.check_stream_key($1, $2) AS o`, req.Key, key, req.Remote).Scan(&owner, &logID)
 	if err != nil {
 		log.Error().Err(err).Msg("publish refused: stream key check failed (database unavailable?); running streams are not affected")
 		return relay.AccessDecision{Reason: "stream key check unavailable"}, nil
@@ -38,6 +41,34 @@ FROM mtrelay.check_stream_key($1, $2) AS o`, req.Key, key, req.Remote).Scan(&own
 		log.Warn().Msg("publish refused: invalid stream key")
 		return relay.AccessDecision{Reason: "invalid stream key"}, nil
 	}
-	log.Info().Str("user", *owner).Msg("publish allowed by stream key")
-	return relay.AccessDecision{Allow: true, Owner: *owner}, nil
+	log = log.With().Str("user", *owner).Logger()
+	log.Info().Msg("publish allowed by stream key")
+	d := relay.AccessDecision{Allow: true, Owner: *owner}
+	if logID != nil {
+		d.OnEnd = s.endPublish(*logID, log)
+	}
+	return d, nil
+}
+
+// endPublish returns the relay.AccessDecision.OnEnd of the publish logged as logID:
+// it records the end (mtrelay.end_publish) through the service pool in a goroutine
+// the Store owns, so the relay never waits on the database. Close waits for it.
+func (s *Store) endPublish(logID int64, log zerolog.Logger) func() {
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.closed {
+			log.Warn().Int64("publish_id", logID).Msg("publish end not recorded: session store closed")
+			return
+		}
+		s.ends.Go(func() {
+			ctx, cancel := context.WithTimeout(s.bg, s.cfg.QueryTimeout)
+			defer cancel()
+			if _, err := s.pool.Exec(ctx, `SELECT mtrelay.end_publish($1)`, logID); err != nil {
+				log.Warn().Err(err).Int64("publish_id", logID).Msg("publish end not recorded")
+				return
+			}
+			log.Debug().Int64("publish_id", logID).Msg("publish end recorded")
+		})
+	}
 }

@@ -2,7 +2,6 @@ package session
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"mime"
@@ -29,7 +28,11 @@ const maxBody = 64 << 10
 //	GET    /api/keys                           → [{"id","app","stream","key","owner","created_at"}]
 //	POST   /api/keys                           {"app","stream"} → 201 key
 //	DELETE /api/keys/{id}                      → 204
+//	POST   /api/keys/{id}/revoke (or PATCH)    → 204 (the key stays, inactive)
+//	GET    /api/publishes                      → [{"id","app_stream","owner","remote","started_at","ended_at","duration_seconds"}]
+//	GET    /api/live                           → live streams from the hub, with "mine"
 //	POST   /api/streams/{app}/{stream}/kick    → 204, 403, 404
+//	GET    /console                            → the console page (embedded HTML and JS)
 //
 // Write calls other than login need header X-CSRF-Token equal to the session's
 // token (403 otherwise); calls without a valid session get 401.
@@ -40,6 +43,11 @@ func (s *Store) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/keys", s.withSession(false, s.handleListKeys))
 	mux.HandleFunc("POST /api/keys", s.withSession(true, s.handleCreateKey))
 	mux.HandleFunc("DELETE /api/keys/{id}", s.withSession(true, s.handleDeleteKey))
+	mux.HandleFunc("POST /api/keys/{id}/revoke", s.withSession(true, s.handleRevokeKey))
+	mux.HandleFunc("PATCH /api/keys/{id}/revoke", s.withSession(true, s.handleRevokeKey))
+	mux.HandleFunc("GET /api/publishes", s.withSession(false, s.handlePublishes))
+	mux.HandleFunc("GET /api/live", s.withSession(false, s.handleLive))
+	s.mountConsole(mux)
 	mux.HandleFunc("POST /api/streams/{app}/{stream}/kick", s.withSession(true, s.handleKick))
 }
 
@@ -65,14 +73,14 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 func (s *Store) withSession(write bool, h func(http.ResponseWriter, *http.Request, *instance)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var in *instance
-		if c, err := r.Cookie(CookieName); err == nil {
-			in = s.lookup(c.Value)
+		if id, ok := cookieID(r); ok {
+			in = s.lookup(id)
 		}
 		if in == nil {
 			writeError(w, http.StatusUnauthorized, "not logged in")
 			return
 		}
-		if write && subtle.ConstantTimeCompare([]byte(r.Header.Get("X-CSRF-Token")), []byte(in.csrf)) != 1 {
+		if write && !in.csrfOK(r.Header.Get("X-CSRF-Token")) {
 			writeError(w, http.StatusForbidden, "missing or wrong X-CSRF-Token header")
 			return
 		}
@@ -222,14 +230,14 @@ func (s *Store) handleLogin(w http.ResponseWriter, r *http.Request) {
 
 	ictx, icancel := context.WithCancel(context.Background())
 	in := &instance{
-		id: newID(32), csrf: newID(32), user: user, admin: isAdmin,
+		id: newID(idBytes), csrf: newID(idBytes), user: user, admin: isAdmin,
 		created: now, lastSeen: now, ctx: ictx, cancel: icancel, conn: conn,
 		log: s.log.With().Str("user", user).Logger(),
 	}
 	// A new id on every login (no fixation): the old session, if any, ends.
 	var old *instance
-	if c, err := r.Cookie(CookieName); err == nil {
-		old = s.remove(c.Value)
+	if id, ok := cookieID(r); ok {
+		old = s.remove(id)
 	}
 	s.mu.Lock()
 	switch {
@@ -262,17 +270,17 @@ func (s *Store) handleLogin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Store) handleLogout(w http.ResponseWriter, r *http.Request) {
-	c, err := r.Cookie(CookieName)
-	if err != nil {
+	id, ok := cookieID(r)
+	if !ok {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	in := s.lookup(c.Value)
+	in := s.lookup(id)
 	if in == nil {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	if subtle.ConstantTimeCompare([]byte(r.Header.Get("X-CSRF-Token")), []byte(in.csrf)) != 1 {
+	if !in.csrfOK(r.Header.Get("X-CSRF-Token")) {
 		writeError(w, http.StatusForbidden, "missing or wrong X-CSRF-Token header")
 		return
 	}
@@ -296,6 +304,17 @@ type Key struct {
 	Key       string    `json:"key"`
 	Owner     string    `json:"owner"`
 	CreatedAt time.Time `json:"created_at"`
+	// Active is false once the key was revoked (RevokedAt says when); only active
+	// keys may publish.
+	Active    bool       `json:"active"`
+	RevokedAt *time.Time `json:"revoked_at"`
+}
+
+// keyColumns are the columns scanned by scanKey.
+const keyColumns = `id, app, stream, key, owner, created_at, active, revoked_at`
+
+func scanKey(row pgx.Row, k *Key) error {
+	return row.Scan(&k.ID, &k.App, &k.Stream, &k.Key, &k.Owner, &k.CreatedAt, &k.Active, &k.RevokedAt)
 }
 
 // dbError answers a failed query on a user's connection.
@@ -315,11 +334,11 @@ func (s *Store) dbError(w http.ResponseWriter, in *instance, op string, err erro
 func (s *Store) handleListKeys(w http.ResponseWriter, r *http.Request, in *instance) {
 	keys := []Key{}
 	err := in.do(r.Context(), s.cfg.QueryTimeout, func(ctx context.Context, conn *pgx.Conn) error {
-		rows, _ := conn.Query(ctx, `SELECT id, app, stream, key, owner, created_at FROM mtrelay.stream_keys ORDER BY id`)
+		rows, _ := conn.Query(ctx, `SELECT `+keyColumns+` FROM mtrelay.stream_keys ORDER BY id`)
 		var err error
 		keys, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Key, error) {
 			var k Key
-			err := row.Scan(&k.ID, &k.App, &k.Stream, &k.Key, &k.Owner, &k.CreatedAt)
+			err := scanKey(row, &k)
 			return k, err
 		})
 		return err
@@ -346,9 +365,8 @@ func (s *Store) handleCreateKey(w http.ResponseWriter, r *http.Request, in *inst
 	}
 	var k Key
 	err = in.do(r.Context(), s.cfg.QueryTimeout, func(ctx context.Context, conn *pgx.Conn) error {
-		return conn.QueryRow(ctx, `INSERT INTO mtrelay.stream_keys (app, stream, key) VALUES ($1, $2, $3)
-RETURNING id, app, stream, key, owner, created_at`, f["app"], f["stream"], newID(24)).
-			Scan(&k.ID, &k.App, &k.Stream, &k.Key, &k.Owner, &k.CreatedAt)
+		return scanKey(conn.QueryRow(ctx, `INSERT INTO mtrelay.stream_keys (app, stream, key) VALUES ($1, $2, $3)
+RETURNING `+keyColumns, f["app"], f["stream"], newID(24)), &k)
 	})
 	if err != nil {
 		s.dbError(w, in, "create key", err)
@@ -379,8 +397,99 @@ func (s *Store) handleDeleteKey(w http.ResponseWriter, r *http.Request, in *inst
 		writeError(w, http.StatusNotFound, "no such key")
 		return
 	}
+	in.log.Info().Int64("key_id", id).Msg("stream key deleted")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// handleRevokeKey sets a key inactive on the user's own connection (row-level
+// security: other users' keys are "not found"). Revoking a revoked key is a no-op
+// 204. Streams already running with the key keep going; kick them to stop them.
+func (s *Store) handleRevokeKey(w http.ResponseWriter, r *http.Request, in *instance) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		writeError(w, http.StatusNotFound, "no such key")
+		return
+	}
+	var n int64
+	err = in.do(r.Context(), s.cfg.QueryTimeout, func(ctx context.Context, conn *pgx.Conn) error {
+		// Revoked rows match too, so that the answer says whether the key exists,
+		// not whether it was still active.
+		tag, err := conn.Exec(ctx, `UPDATE mtrelay.stream_keys SET active = false WHERE id = $1`, id)
+		n = tag.RowsAffected()
+		return err
+	})
+	if err != nil {
+		s.dbError(w, in, "revoke key", err)
+		return
+	}
+	if n == 0 {
+		writeError(w, http.StatusNotFound, "no such key")
+		return
+	}
 	in.log.Info().Int64("key_id", id).Msg("stream key revoked")
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// Publish is one row of the publish log as the API shows it.
+type Publish struct {
+	ID        int64      `json:"id"`
+	AppStream string     `json:"app_stream"`
+	Owner     string     `json:"owner"`
+	Remote    string     `json:"remote"`
+	StartedAt time.Time  `json:"started_at"`
+	EndedAt   *time.Time `json:"ended_at"`
+	// Duration is in seconds; null while the publish is live.
+	Duration *float64 `json:"duration_seconds"`
+}
+
+// handlePublishes lists the newest 100 rows of the publish log that the user's own
+// connection may read (their own; admins all).
+func (s *Store) handlePublishes(w http.ResponseWriter, r *http.Request, in *instance) {
+	var out []Publish
+	err := in.do(r.Context(), s.cfg.QueryTimeout, func(ctx context.Context, conn *pgx.Conn) error {
+		rows, _ := conn.Query(ctx, `SELECT id, app_stream, owner, remote, started_at, ended_at,
+extract(epoch FROM duration)::float8 FROM mtrelay.publish_log ORDER BY id DESC LIMIT 100`)
+		var err error
+		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Publish, error) {
+			var p Publish
+			err := row.Scan(&p.ID, &p.AppStream, &p.Owner, &p.Remote, &p.StartedAt, &p.EndedAt, &p.Duration)
+			return p, err
+		})
+		return err
+	})
+	if err != nil {
+		s.dbError(w, in, "list publishes", err)
+		return
+	}
+	if out == nil {
+		out = []Publish{}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// LiveStream is a live stream as the console shows it: the hub's stats plus whether
+// this user may kick it.
+type LiveStream struct {
+	relay.StreamStats
+	// Mine is true when the stream was published with one of the user's keys, or
+	// the user is an admin: the console shows a kick button.
+	Mine bool `json:"mine"`
+}
+
+// handleLive lists the hub's live streams (the same ones the public stream list
+// shows), each marked with whether this user may kick it.
+func (s *Store) handleLive(w http.ResponseWriter, r *http.Request, in *instance) {
+	out := []LiveStream{}
+	if s.hub != nil {
+		for _, st := range s.hub.Streams() {
+			owner, live := s.hub.PublisherOwner(st.Key)
+			if !live {
+				continue
+			}
+			out = append(out, LiveStream{StreamStats: st, Mine: in.admin || (owner != "" && owner == in.user)})
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Store) handleKick(w http.ResponseWriter, r *http.Request, in *instance) {

@@ -1,9 +1,11 @@
 // Package session owns the relay's logged-in users: the mtrelay_session cookie, the
 // in-memory application instance each cookie finds, the persistent PostgreSQL
 // connection opened with the user's own role and password (pgx) and kept in that
-// instance, idle and absolute expiry, the login, keys and kick HTTP handlers, the
+// instance, idle and absolute expiry, the login, keys, publish-log and kick HTTP
+// handlers and the embedded console page (/console), the
 // embedded schema migrations, and the stream-key check on publish (an
-// relay.AccessController that asks the database through the service role).
+// relay.AccessController that asks the database through the service role, and records
+// the end of each publish it allowed through AccessDecision.OnEnd).
 //
 // PostgreSQL decides what a user sees: every user query runs on that user's own
 // connection, so roles, grants and row-level security apply; the relay never runs a

@@ -16,3 +16,7 @@ func RunForTest(s *Store, id string, fn func(ctx context.Context, conn *pgx.Conn
 	}
 	return in.do(context.Background(), time.Minute, fn)
 }
+
+// WaitPublishEnds waits for the end_publish calls already started (by a publish's
+// OnEnd) to finish.
+func WaitPublishEnds(s *Store) { s.ends.Wait() }

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"crypto/subtle"
 	"fmt"
 	"sync"
 	"time"
@@ -29,6 +30,15 @@ type instance struct {
 
 	mu   sync.Mutex // serializes every use of conn: one query at a time per session
 	conn *pgx.Conn  // guarded by mu; nil once closed
+}
+
+// csrfOK reports whether header, an X-CSRF-Token value, is this session's token. A
+// malformed value is refused before the constant-time comparison.
+func (in *instance) csrfOK(header string) bool {
+	if _, ok := parseID(header); !ok {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(header), []byte(in.csrf)) == 1
 }
 
 func (in *instance) expired(now time.Time, cfg Config) bool {

@@ -143,18 +143,27 @@ func TestLoginsDisabledWithoutDatabase(t *testing.T) {
 }
 
 // TestBackendLifetime: the user's own backend is in pg_stat_activity after login
-// and gone after logout, after idle expiry and after Close.
+// and gone after logout, after idle expiry and after Close. PostgreSQL is a real
+// process, so this waits on the real clock; the expiry rules themselves are checked
+// on synctest's fake clock by TestExpirySynctest. While it waits for a backend to
+// appear, the test keeps the session in use, so that a loaded machine cannot expire
+// it first.
 func TestBackendLifetime(t *testing.T) {
 	t.Parallel()
 	db := migrated(t)
-	e := newEnv(t, db, func(c *session.Config) { c.IdleTimeout = 300 * time.Millisecond })
+	e := newEnv(t, db, func(c *session.Config) { c.IdleTimeout = 2 * time.Second })
 	carol := db.CreateRole(t, "carol", "carolpw", "mtrelay_user")
-	waitBackends := func(want int, what string) {
+	waitBackends := func(want int, what string, keepAlive *client) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(20 * time.Second)
 		for db.Backends(t, carol) != want {
 			if time.Now().After(deadline) {
 				t.Fatalf("%s: %d backends of %s, want %d", what, db.Backends(t, carol), carol, want)
+			}
+			if keepAlive != nil {
+				if code, _ := keepAlive.do("GET", "/api/session", nil); code != 200 {
+					t.Fatalf("%s: session ended while in use: %d", what, code)
+				}
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -163,11 +172,11 @@ func TestBackendLifetime(t *testing.T) {
 	if code := c.login(carol, "carolpw"); code != 200 {
 		t.Fatalf("login: %d", code)
 	}
-	waitBackends(1, "after login")
+	waitBackends(1, "after login", c)
 	if code, _ := c.do("POST", "/api/logout", nil); code != http.StatusNoContent {
 		t.Fatalf("logout: %d", code)
 	}
-	waitBackends(0, "after logout")
+	waitBackends(0, "after logout", nil)
 	if code, _ := c.do("GET", "/api/session", nil); code != 401 {
 		t.Fatalf("session after logout: %d, want 401", code)
 	}
@@ -177,8 +186,8 @@ func TestBackendLifetime(t *testing.T) {
 	if code := c2.login(carol, "carolpw"); code != 200 {
 		t.Fatalf("login: %d", code)
 	}
-	waitBackends(1, "after 2nd login")
-	waitBackends(0, "after idle expiry")
+	waitBackends(1, "after 2nd login", c2)
+	waitBackends(0, "after idle expiry", nil)
 	if code, _ := c2.do("GET", "/api/session", nil); code != 401 {
 		t.Fatalf("session after expiry: %d, want 401", code)
 	}

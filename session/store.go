@@ -2,8 +2,6 @@ package session
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"sync"
@@ -121,7 +119,13 @@ type Store struct {
 	stop    chan struct{}  // closed by Close; stops expire
 	done    chan struct{}  // closed by expire when it returns
 	closers sync.WaitGroup // connection closes started by expiry and logout
-	once    sync.Once
+	// ends are the end_publish calls started by a publish's OnEnd; Add only with mu
+	// held and closed false, so that none starts after Close began waiting.
+	ends sync.WaitGroup
+	// bg bounds background queries (ends); cancelled when Close gives up.
+	bg       context.Context
+	bgCancel context.CancelFunc
+	once     sync.Once
 }
 
 // failures counts failed logins of one IP or user name in the current window.
@@ -146,6 +150,7 @@ func New(cfg Config, log zerolog.Logger, hub *relay.Hub) (*Store, error) {
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
+	s.bg, s.bgCancel = context.WithCancel(context.Background())
 	if cfg.DatabaseURL != "" {
 		cc, err := pgx.ParseConfig(cfg.DatabaseURL)
 		if err != nil {
@@ -273,24 +278,20 @@ func (s *Store) Close(ctx context.Context) error {
 		s.closers.Go(func() { in.close(timeout) })
 	}
 	waited := make(chan struct{})
-	go func() { // ends when the closers do, each bounded by timeout
+	go func() { // ends when the closers and ends do, each bounded by a timeout
 		s.closers.Wait()
+		s.ends.Wait()
 		close(waited)
 	}()
 	select {
 	case <-waited:
 	case <-ctx.Done():
+		s.bgCancel()
 		return fmt.Errorf("session: close: %w", context.Cause(ctx))
 	}
+	s.bgCancel()
 	if s.pool != nil {
 		s.pool.Close()
 	}
 	return nil
-}
-
-// newID returns n random bytes from crypto/rand, base64url-encoded.
-func newID(n int) string {
-	b := make([]byte, n)
-	rand.Read(b) // never fails (crypto/rand, Go 1.24+)
-	return base64.RawURLEncoding.EncodeToString(b)
 }

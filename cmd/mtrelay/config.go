@@ -56,6 +56,12 @@ type Config struct {
 
 	// DebugAddr is where net/http/pprof is served; empty (the default) means off.
 	DebugAddr string
+
+	// Operations (metrics.go, configfile.go).
+	ConfigFile        string // YAML file read by parseConfig (flag > env > file > default)
+	MetricsAddr       string // empty: /metrics on the HTTP port
+	MetricsPerStream  bool
+	MetricsMaxStreams int
 }
 
 // tlsEnabled reports whether a certificate is configured.
@@ -108,8 +114,13 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 4*time.Second, "how long shutdown waits for connections to drain")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (off when empty)")
 
+	fs.StringVar(&cfg.ConfigFile, "config", "", "YAML config file: keys are flag names (precedence flag > env > file > default)")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus /metrics on this address instead of the HTTP port")
+	fs.BoolVar(&cfg.MetricsPerStream, "metrics-per-stream", false, "also export per-stream series (labelled by stream key)")
+	fs.IntVar(&cfg.MetricsMaxStreams, "metrics-max-streams", 100, "with --metrics-per-stream: export only this many streams, those with the most subscribers")
+
 	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: mtrelay [flags]\n\nEvery flag can also be set with an environment variable MTRELAY_<NAME>,\ne.g. MTRELAY_RTMP_ADDR for --rtmp-addr. Precedence: flag > env > default.\n\nFlags:\n")
+		fmt.Fprintf(out, "Usage: mtrelay [flags]\n\nEvery flag can also be set with an environment variable MTRELAY_<NAME>,\ne.g. MTRELAY_RTMP_ADDR for --rtmp-addr, and in the YAML --config file under its\nname (rtmp-addr: \":1935\"). Precedence: flag > env > file > default.\n\nCommands: mtrelay [flags] | check-config [flags] | version | migrate [flags]\n\nFlags:\n")
 		fs.VisitAll(func(f *flag.Flag) {
 			fmt.Fprintf(out, "  --%s (env %s, default %q)\n    \t%s\n", f.Name, envName(f.Name), f.DefValue, f.Usage)
 		})
@@ -117,7 +128,8 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parseConfig reads flags from args and MTRELAY_* variables from env (flag > env > default).
+// parseConfig reads flags from args, MTRELAY_* variables from env and the --config
+// file (flag > env > file > default).
 func parseConfig(args []string, getenv func(string) string, out io.Writer) (Config, error) {
 	var cfg Config
 	fs := newFlagSet(&cfg, out)
@@ -129,6 +141,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if err := applyConfigFile(fs, set, getenv); err != nil { // configfile.go
+		return cfg, err
+	}
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
 		if err != nil || set[f.Name] {
@@ -168,6 +183,9 @@ func (c *Config) validate() error {
 	}
 	if c.SessionIdleTimeout <= 0 || c.SessionMaxAge <= 0 || c.MaxSessions <= 0 {
 		return fmt.Errorf("--session-idle-timeout, --session-max-age and --max-sessions must be positive")
+	}
+	if c.MetricsMaxStreams <= 0 {
+		return fmt.Errorf("--metrics-max-streams %d: must be positive", c.MetricsMaxStreams)
 	}
 	if c.RTMPAddr == "" || c.HTTPAddr == "" {
 		return fmt.Errorf("--rtmp-addr and --http-addr must not be empty")

@@ -22,8 +22,15 @@ func main() {
 }
 
 func realMain(args []string, getenv func(string) string, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "migrate" {
-		return migrateMain(args[1:], getenv, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "migrate":
+			return migrateMain(args[1:], getenv, stderr)
+		case "check-config":
+			return checkConfigMain(args[1:], getenv, os.Stdout, stderr)
+		case "version":
+			return versionMain(os.Stdout)
+		}
 	}
 	cfg, err := parseConfig(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {

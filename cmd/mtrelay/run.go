@@ -94,6 +94,11 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger, ls listeners) erro
 	tunnels.Mount(mux)
 	sess.Mount(mux)
 	media := mountMedia(mux, log, hub, ls.rtmp.Addr())
+	metrics, err := mountMetrics(ctx, cfg, log, mux, metricsSource{hub: hub, rtmp: rs, tunnels: tunnels})
+	if err != nil {
+		return err
+	}
+	defer metrics.stop()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
@@ -109,11 +114,15 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger, ls listeners) erro
 			Conns   int                 `json:"rtmp_connections"`
 		}{hub.Streams(), tunnels.Tunnels(), rs.Conns()})
 	})
+	httpCtx, cancelHTTP := context.WithCancel(context.Background())
+	defer cancelHTTP()
 	hs := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+		// Requests live until the drain is over, not until the signal: RTMPT players
+		// must still poll to collect their end-of-stream status.
+		BaseContext: func(net.Listener) context.Context { return httpCtx },
 	}
 
 	ev := log.Info().Str("rtmp", ls.rtmp.Addr().String()).Str("http", ls.http.Addr().String())
@@ -175,7 +184,8 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger, ls listeners) erro
 		}
 	}
 	hub.Close()
-	drainPlayers(rs, tunnels, min(time.Second, cfg.ShutdownTimeout/3))
+	drainPlayers(rs, tunnels, min(2*time.Second, cfg.ShutdownTimeout/2))
+	cancelHTTP() // long responses (HTTP-FLV, page streams, held /idle) end now
 	ls.close()
 	hs.SetKeepAlivesEnabled(false)
 	if err := tunnels.Close(sctx); err != nil {
@@ -196,15 +206,13 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger, ls listeners) erro
 }
 
 // drainPlayers waits, at most max, until every RTMP player was told its stream ended
-// and closed, and, when RTMPT tunnels are open, long enough for their clients to poll
-// once more and collect what was queued for them (an /idle is held 200 ms at most and
-// ffmpeg polls again 50 ms after an empty reply).
+// and closed, and every RTMPT tunnel of such a player handed that last output to its
+// client's next poll.
 func drainPlayers(rs *rtmp.Server, tunnels *httptunnel.Server, max time.Duration) {
-	deadline := time.Now().Add(max)
-	for rs.Players() > 0 && time.Now().Before(deadline) {
+	ctx, cancel := context.WithTimeout(context.Background(), max)
+	defer cancel()
+	for rs.Players() > 0 && ctx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if tunnels.Tunnels() > 0 {
-		time.Sleep(min(400*time.Millisecond, time.Until(deadline)))
-	}
+	_ = tunnels.Drain(ctx)
 }

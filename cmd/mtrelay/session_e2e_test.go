@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mtrelay/mtrelay/rtmp/rtmptest"
@@ -287,4 +288,140 @@ func execSQL(t *testing.T, url, q string) error {
 	defer conn.Close(context.Background())
 	_, err = conn.Exec(t.Context(), q)
 	return err
+}
+
+// TestSessionPublishLogAndRevoke: through the real relay, a keyed publish is logged
+// and, once the publisher disconnects, gets ended_at and a duration (so does one
+// refused as busy after its key check); a key revoked
+// with POST /api/keys/{id}/revoke refuses the next publish; /console is served.
+func TestSessionPublishLogAndRevoke(t *testing.T) {
+	t.Parallel()
+	r := startDBRelay(t)
+	carol := r.db.CreateRole(t, "carol", "carolpw", "mtrelay_user")
+	c := r.login(t, carol, "carolpw")
+	k := c.createKey("live", "rv")
+
+	pub, err := goPublish(t, r.testRelay, "live", "rv?key="+k.Key)
+	if err != nil {
+		t.Fatalf("publish with the key: %v", err)
+	}
+	waitFor(t, 10*time.Second, "the stream to go live", func() bool {
+		st, ok := r.stream(t, "live/rv")
+		return ok && st.Publisher != nil
+	})
+	code, b := c.do("GET", "/api/live", nil)
+	var live []session.LiveStream
+	json.Unmarshal(b, &live)
+	if code != http.StatusOK || len(live) != 1 || live[0].Key != "live/rv" || !live[0].Mine {
+		t.Fatalf("GET /api/live: %d %s, want live/rv marked mine", code, b)
+	}
+	// A second publisher with the same key passes the key check (and is logged) but
+	// the stream is busy: its log row is ended at once.
+	_, err = goPublish(t, r.testRelay, "live", "rv?key="+k.Key)
+	if se, ok := errors.AsType[*rtmptest.StatusError](err); !ok || se.Code != "NetStream.Publish.BadName" {
+		t.Fatalf("second publisher: %v, want NetStream.Publish.BadName", err)
+	}
+	pub.Close()
+	var log []session.Publish
+	waitFor(t, 10*time.Second, "the publish log to record both ends", func() bool {
+		code, b := c.do("GET", "/api/publishes", nil)
+		log = nil
+		json.Unmarshal(b, &log)
+		return code == http.StatusOK && len(log) == 2 && log[0].EndedAt != nil && log[1].EndedAt != nil
+	})
+	for _, p := range log {
+		if p.AppStream != "live/rv" || p.Owner != carol || p.Duration == nil || *p.Duration < 0 {
+			t.Fatalf("publish log: %+v", p)
+		}
+	}
+
+	if code, b := c.do("POST", "/api/keys/"+strconv.FormatInt(k.ID, 10)+"/revoke", nil); code != http.StatusNoContent {
+		t.Fatalf("revoke: %d %s", code, b)
+	}
+	_, err = goPublish(t, r.testRelay, "live", "rv?key="+k.Key)
+	wantUnauthorized(t, err, "publish with a revoked (inactive) key")
+
+	resp, err := http.Get("http://" + r.httpAddr + "/console")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "/console/console.js") {
+		t.Fatalf("GET /console: %d", resp.StatusCode)
+	}
+}
+
+// TestConsoleChromium drives /console in headless Chromium: log in with the form,
+// create a key, see the keyed stream live, kick it, revoke the key; every write goes
+// through the page's script with its X-CSRF-Token header.
+func TestConsoleChromium(t *testing.T) {
+	t.Parallel()
+	r := startDBRelay(t)
+	dave := r.db.CreateRole(t, "dave", "davepw", "mtrelay_user")
+	ctx := startChromium(t)
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+r.httpAddr+"/console")); err != nil {
+		t.Fatalf("open console: %v", err)
+	}
+	js := func(expr string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
+		if err != nil {
+			t.Fatalf("evaluate %s: %v", expr, err)
+		}
+		return s
+	}
+	waitJS := func(what, expr string) {
+		t.Helper()
+		waitFor(t, 20*time.Second, what, func() bool { return js(expr) == "true" })
+	}
+	text := func(id string) string { return js(`document.getElementById("` + id + `").textContent`) }
+
+	waitJS("the login form", `String(!document.getElementById("login").hidden)`)
+	if err := chromedp.Do(ctx,
+		chromedp.SendKeys(`#login input[name="username"]`, dave),
+		chromedp.SendKeys(`#login input[name="password"]`, "davepw"),
+		chromedp.Click(`#login button[type="submit"]`),
+	); err != nil {
+		t.Fatalf("log in: %v", err)
+	}
+	waitJS("the console after login", `String(!document.getElementById("app").hidden)`)
+	if got := text("user"); got != dave {
+		t.Fatalf("logged in as %q, want %q", got, dave)
+	}
+
+	if err := chromedp.Do(ctx,
+		chromedp.SendKeys(`#newkey input[name="stream"]`, "web"),
+		chromedp.Click(`#newkey button[type="submit"]`),
+	); err != nil {
+		t.Fatalf("create key: %v", err)
+	}
+	waitJS("the new key in the table", `String(document.getElementById("keys").textContent.includes("live/web"))`)
+	key := js(`document.querySelector("#keys code").textContent`)
+
+	if _, err := goPublish(t, r.testRelay, "live", "web?key="+key); err != nil {
+		t.Fatalf("publish with the key created in the console: %v", err)
+	}
+	waitJS("the live stream with a kick button",
+		`String([...document.querySelectorAll("#live button")].some(b => b.textContent === "Kick"))`)
+	waitJS("the publish log row", `String(document.getElementById("log").textContent.includes("live/web"))`)
+
+	if err := chromedp.Do(ctx, chromedp.Click(`#live button`)); err != nil { // "Kick"
+		t.Fatalf("kick: %v", err)
+	}
+	waitJS("the kicked stream to leave the table", `String(!document.getElementById("live").textContent.includes("live/web"))`)
+	if st, ok := r.stream(t, "live/web"); ok && st.Publisher != nil {
+		t.Fatal("stream still has a publisher after the console's kick")
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(`#keys button`)); err != nil { // "Revoke"
+		t.Fatalf("revoke: %v", err)
+	}
+	waitJS("the key shown revoked", `String(document.getElementById("keys").textContent.includes("revoked"))`)
+	if e := text("error"); e != "" {
+		t.Fatalf("console error: %s", e)
+	}
+	_, err := goPublish(t, r.testRelay, "live", "web?key="+key)
+	wantUnauthorized(t, err, "publish with the key revoked in the console")
 }
