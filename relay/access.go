@@ -77,3 +77,45 @@ func (f AccessFunc) Authorize(ctx context.Context, req AccessRequest) (AccessDec
 var AllowAll AccessController = AccessFunc(func(context.Context, AccessRequest) (AccessDecision, error) {
 	return AccessDecision{Allow: true}, nil
 })
+
+// AllOf returns an AccessController that allows a request only when every one of cs
+// allows it (a stream-key database and HTTP hooks, say). It asks them in order and
+// stops at the first refusal or error. Each controller sees the key as renamed by
+// those before it, so the last rename wins; the first non-empty Owner is kept; the
+// combined OnEnd calls every controller's OnEnd, in order. When a controller refuses
+// after earlier ones allowed a publish, AllOf calls their OnEnd at once, since that
+// publish never starts. Nil controllers are skipped.
+func AllOf(cs ...AccessController) AccessController {
+	return AccessFunc(func(ctx context.Context, req AccessRequest) (AccessDecision, error) {
+		out := AccessDecision{Allow: true}
+		var ends []func()
+		endAll := func() {
+			for _, f := range ends {
+				f()
+			}
+		}
+		for _, c := range cs {
+			if c == nil {
+				continue
+			}
+			d, err := c.Authorize(ctx, req)
+			if d.Allow && d.OnEnd != nil {
+				ends = append(ends, d.OnEnd)
+			}
+			if err != nil || !d.Allow {
+				endAll()
+				return AccessDecision{Reason: d.Reason}, err
+			}
+			if d.Key != "" {
+				req.Key, out.Key = d.Key, d.Key
+			}
+			if out.Owner == "" {
+				out.Owner = d.Owner
+			}
+		}
+		if len(ends) > 0 {
+			out.OnEnd = endAll
+		}
+		return out, nil
+	})
+}

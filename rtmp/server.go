@@ -102,11 +102,12 @@ type Server struct {
 	base context.Context // canceled by Close; parent of every connection's context
 	stop context.CancelFunc
 
-	nextID  atomic.Uint64
-	active  atomic.Int64   // connections being served
-	players atomic.Int64   // plays in progress
-	stats   serverStats    // cumulative counters for Stats
-	wg      sync.WaitGroup // connection goroutines started by Serve and ServeConn
+	nextID   atomic.Uint64
+	maxConns atomic.Int64   // Config.MaxConns, changed live by SetMaxConns
+	active   atomic.Int64   // connections being served
+	players  atomic.Int64   // plays in progress
+	stats    serverStats    // cumulative counters for Stats
+	wg       sync.WaitGroup // connection goroutines started by Serve and ServeConn
 
 	mu    sync.Mutex
 	conns map[*conn]struct{} // guarded by mu
@@ -121,14 +122,27 @@ func New(cfg Config, log zerolog.Logger, hub *relay.Hub) (*Server, error) {
 		return nil, err
 	}
 	base, stop := context.WithCancel(context.Background())
-	return &Server{
+	s := &Server{
 		cfg:   cfg,
 		log:   log.With().Str("component", "rtmp").Logger(),
 		hub:   hub,
 		base:  base,
 		stop:  stop,
 		conns: make(map[*conn]struct{}),
-	}, nil
+	}
+	s.maxConns.Store(int64(cfg.MaxConns))
+	return s, nil
+}
+
+// SetMaxConns changes Config.MaxConns while the server runs (a config reload). It
+// applies to connections accepted from now on; connections above a lowered limit are
+// not closed.
+func (s *Server) SetMaxConns(n int) error {
+	if n <= 0 {
+		return errors.New("rtmp: MaxConns must be positive")
+	}
+	s.maxConns.Store(int64(n))
+	return nil
 }
 
 // Serve accepts connections on ln until ctx is done or Close is called, then closes ln.
@@ -224,9 +238,9 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 	defer s.active.Add(-1)
 	c := newConn(s, nc)
 	s.stats.accepted.Add(1)
-	if n > int64(s.cfg.MaxConns) {
+	if limit := s.maxConns.Load(); n > limit {
 		s.stats.handshake[iHandshakeRefused].Add(1)
-		c.log.Warn().Int("max_conns", s.cfg.MaxConns).Msg("connection refused: too many connections")
+		c.log.Warn().Int64("max_conns", limit).Msg("connection refused: too many connections")
 		nc.Close()
 		return
 	}

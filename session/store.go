@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
@@ -294,4 +295,27 @@ func (s *Store) Close(ctx context.Context) error {
 		s.pool.Close()
 	}
 	return nil
+}
+
+// Caller describes the logged-in user behind a request, for handlers outside this
+// package that need the same checks as its own write calls.
+type Caller struct {
+	User    string
+	Admin   bool // member of mtrelay_admin at login
+	CSRFOK  bool // the request carries the session's X-CSRF-Token
+	Session bool // the request has a live session at all
+}
+
+// Caller returns who made r: its session's user and role, and whether r carries the
+// session's CSRF token. A request without a live session has Session false.
+func (s *Store) Caller(r *http.Request) Caller {
+	id, ok := cookieID(r)
+	if !ok {
+		return Caller{}
+	}
+	in := s.lookup(id)
+	if in == nil {
+		return Caller{}
+	}
+	return Caller{User: in.user, Admin: in.admin, CSRFOK: in.csrfOK(r.Header.Get("X-CSRF-Token")), Session: true}
 }

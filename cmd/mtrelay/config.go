@@ -14,6 +14,7 @@ type Config struct {
 	HTTPAddr  string
 	LogLevel  string
 	LogFormat string
+	AccessLog string // info|debug|off: the level of the HTTP access log (accesslog.go)
 
 	// RTMP
 	ChunkSize        uint
@@ -62,6 +63,8 @@ type Config struct {
 	MetricsAddr       string // empty: /metrics on the HTTP port
 	MetricsPerStream  bool
 	MetricsMaxStreams int
+
+	hookConfig // HTTP hooks (hooks.go)
 }
 
 // tlsEnabled reports whether a certificate is configured.
@@ -79,6 +82,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.RTMPAddr, "rtmp-addr", ":1935", "RTMP listen address")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", ":8080", "HTTP listen address (API, RTMPT, playback)")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug|info|warn|error")
+	fs.StringVar(&cfg.AccessLog, "access-log", "debug", "HTTP access log, one line per request at this level: info|debug|off")
 	fs.StringVar(&cfg.LogFormat, "log-format", "", "log format: console|json (default: console on a terminal, json otherwise)")
 
 	fs.UintVar(&cfg.ChunkSize, "chunk-size", 4096, "outgoing RTMP chunk size")
@@ -110,6 +114,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.SessionIdleTimeout, "session-idle-timeout", 30*time.Minute, "end a console session unused for this long (closes its database connection)")
 	fs.DurationVar(&cfg.SessionMaxAge, "session-max-age", 12*time.Hour, "end a console session this long after login")
 	fs.IntVar(&cfg.MaxSessions, "max-sessions", 1000, "maximum live console sessions (each holds one database connection)")
+	addHookFlags(fs, &cfg.hookConfig) // hooks.go
 
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 4*time.Second, "how long shutdown waits for connections to drain")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (off when empty)")
@@ -167,6 +172,11 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("--log-level %q: want debug|info|warn|error", c.LogLevel)
 	}
+	switch c.AccessLog {
+	case "info", "debug", "off":
+	default:
+		return fmt.Errorf("--access-log %q: want info|debug|off", c.AccessLog)
+	}
 	switch c.LogFormat {
 	case "", "console", "json":
 	default:
@@ -183,6 +193,9 @@ func (c *Config) validate() error {
 	}
 	if c.SessionIdleTimeout <= 0 || c.SessionMaxAge <= 0 || c.MaxSessions <= 0 {
 		return fmt.Errorf("--session-idle-timeout, --session-max-age and --max-sessions must be positive")
+	}
+	if err := c.validateHooks(); err != nil { // hooks.go
+		return err
 	}
 	if c.MetricsMaxStreams <= 0 {
 		return fmt.Errorf("--metrics-max-streams %d: must be positive", c.MetricsMaxStreams)

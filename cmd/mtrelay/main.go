@@ -40,9 +40,18 @@ func realMain(args []string, getenv func(string) string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mtrelay: %v\n", err)
 		return 2
 	}
-	log := newLogger(cfg, stderr)
+	log, level := newLogger(cfg, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP reloads (reload.go): flags and env as at start, the config file again.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	ro := reloadOpts{
+		hup:   hup,
+		load:  func() (Config, error) { return parseConfig(args, getenv, io.Discard) },
+		level: level,
+	}
 
 	var lc net.ListenConfig
 	rtmpLn, err := lc.Listen(ctx, "tcp", cfg.RTMPAddr)
@@ -67,7 +76,7 @@ func realMain(args []string, getenv func(string) string, stderr io.Writer) int {
 			return 1
 		}
 	}
-	if err := run(ctx, cfg, log, ls); err != nil {
+	if err := runReloadable(ctx, cfg, log, ls, ro); err != nil {
 		log.Error().Err(err).Msg("relay failed")
 		return 1
 	}
@@ -75,8 +84,9 @@ func realMain(args []string, getenv func(string) string, stderr io.Writer) int {
 }
 
 // newLogger makes the root logger: console output on a terminal, JSON otherwise,
-// unless --log-format says which.
-func newLogger(cfg Config, w io.Writer) zerolog.Logger {
+// unless --log-format says which. Its level is the returned levelWriter's, which a
+// reload changes.
+func newLogger(cfg Config, w io.Writer) (zerolog.Logger, *levelWriter) {
 	format := cfg.LogFormat
 	if format == "" {
 		format = "json"
@@ -93,5 +103,6 @@ func newLogger(cfg Config, w io.Writer) zerolog.Logger {
 	if err != nil {
 		lvl = zerolog.InfoLevel
 	}
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+	lw := newLevelWriter(w, lvl)
+	return zerolog.New(lw).Level(zerolog.DebugLevel).With().Timestamp().Logger(), lw
 }

@@ -39,6 +39,12 @@ func (ls listeners) close() {
 // ctx is done, then shuts down: stop accepting, tell players their stream ended, close
 // everything.
 func run(ctx context.Context, cfg Config, log zerolog.Logger, ls listeners) error {
+	return runReloadable(ctx, cfg, log, ls, reloadOpts{})
+}
+
+// runReloadable is run that also reloads the configuration on every signal from
+// ro.hup and on POST /api/admin/reload (reload.go).
+func runReloadable(ctx context.Context, cfg Config, log zerolog.Logger, ls listeners, ro reloadOpts) error {
 	defer ls.close()
 	hub, err := relay.New(relay.Config{
 		QueuePackets:  cfg.QueuePackets,
@@ -57,8 +63,14 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger, ls listeners) erro
 		return err
 	}
 	defer closeSessions(sess, cfg, log)
+	accessCtl, accessTimeout, closeHooks, err := newAccessControl(cfg, log, sess) // hooks.go
+	if err != nil {
+		return err
+	}
+	defer closeHooks()
 	rs, err := rtmp.New(rtmp.Config{
-		Access:           sess,
+		Access:           accessCtl,
+		AccessTimeout:    accessTimeout,
 		ChunkSize:        uint32(cfg.ChunkSize),
 		HandshakeTimeout: cfg.HandshakeTimeout,
 		IdleTimeout:      cfg.IdleTimeout,
@@ -81,14 +93,17 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger, ls listeners) erro
 	}
 
 	var tlsCfg *tls.Config
+	var certs *certFiles
 	if cfg.tlsEnabled() {
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
-		if err != nil {
-			return fmt.Errorf("tls: %w", err)
+		if certs, err = newCertFiles(cfg.TLSCert, cfg.TLSKey); err != nil {
+			return err
 		}
 		// HTTP/1.1 only: RTMPT clients need one keep-alive connection per tunnel.
-		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12}
+		// GetCertificate: a reload replaces the certificate in place.
+		tlsCfg = &tls.Config{GetCertificate: certs.getCertificate, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12}
 	}
+	access := newAccessLog(cfg.AccessLog, log, ro.level)
+	reloads := newReloader(cfg, log, ro, rs, access, certs)
 
 	mux := http.NewServeMux()
 	tunnels.Mount(mux)
@@ -114,10 +129,11 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger, ls listeners) erro
 			Conns   int                 `json:"rtmp_connections"`
 		}{hub.Streams(), tunnels.Tunnels(), rs.Conns()})
 	})
+	mux.Handle("POST /api/admin/reload", reloads.adminHandler(sess))
 	httpCtx, cancelHTTP := context.WithCancel(context.Background())
 	defer cancelHTTP()
 	hs := &http.Server{
-		Handler:           mux,
+		Handler:           access.wrap(mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		// Requests live until the drain is over, not until the signal: RTMPT players
@@ -164,6 +180,9 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger, ls listeners) erro
 		serveHTTP(tls.NewListener(httptunnel.QuickAckListener(ls.https), tlsCfg))
 	}
 
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	wg.Go(func() { reloads.watch(watchCtx, ro.hup) })
+
 	var runErr error
 	select {
 	case <-ctx.Done():
@@ -171,6 +190,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger, ls listeners) erro
 	case runErr = <-errc:
 		log.Error().Err(runErr).Msg("listener failed, shutting down")
 	}
+	stopWatch()
 
 	// Stop accepting RTMP; players hear that the stream ended; then close what is left.
 	// The HTTP listener stays open through the drain: RTMPT players fetch their

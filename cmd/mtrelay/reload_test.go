@@ -1,0 +1,307 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/pem"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// reloadRelay is a relay started from a config file, as main starts it: its logger
+// filters through a levelWriter, and hup stands in for SIGHUP.
+type reloadRelay struct {
+	*testRelay
+	file string         // the config file; rewrite it, then send on hup
+	hup  chan os.Signal // signal.Notify's channel in main
+	logs *logSink
+}
+
+// startReloadRelay writes yaml to a config file and runs the relay from it, with
+// every listener on 127.0.0.1:0 (the file's addresses are not used).
+func startReloadRelay(t *testing.T, yaml string, tlsOn bool) *reloadRelay {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "mtrelay.yaml")
+	writeFile(t, file, yaml)
+	noEnv := func(string) string { return "" }
+	load := func() (Config, error) { return parseConfig([]string{"--config", file}, noEnv, io.Discard) }
+	cfg, err := load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ls listeners
+	listen := func() net.Listener {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			ls.close()
+			t.Fatal(err)
+		}
+		return ln
+	}
+	ls.rtmp, ls.http = listen(), listen()
+	r := &testRelay{rtmpAddr: ls.rtmp.Addr().String(), httpAddr: ls.http.Addr().String(), done: make(chan error, 1)}
+	if tlsOn {
+		ls.rtmps, ls.https = listen(), listen()
+		r.rtmpsAddr, r.httpsAddr = ls.rtmps.Addr().String(), ls.https.Addr().String()
+	}
+	sink := &logSink{tw: zerolog.NewTestWriter(t)}
+	log, level := newLogger(cfg, sink)
+	hup := make(chan os.Signal, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() { r.done <- runReloadable(ctx, cfg, log, ls, reloadOpts{hup: hup, load: load, level: level}) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-r.done:
+			if err != nil {
+				t.Errorf("relay run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("relay did not stop within 10s")
+		}
+	})
+	return &reloadRelay{testRelay: r, file: file, hup: hup, logs: sink}
+}
+
+func writeFile(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// reload rewrites the config file, sends SIGHUP and waits until the relay logged the
+// end of that reload.
+func (rr *reloadRelay) reload(t *testing.T, yaml string) {
+	t.Helper()
+	done := func() int {
+		return len(rr.logs.find(func(m map[string]any) bool {
+			return m["message"] == "config reloaded" || m["message"] == "reload failed: configuration unchanged"
+		}))
+	}
+	before := done()
+	writeFile(t, rr.file, yaml)
+	rr.hup <- syscall.SIGHUP
+	waitFor(t, 10*time.Second, "the reload", func() bool { return done() > before })
+}
+
+// changeLines returns the reload log lines about key.
+func (rr *reloadRelay) changeLines(key string) []map[string]any {
+	return rr.logs.find(func(m map[string]any) bool { return m["key"] == key })
+}
+
+// get requests path and reads the whole response. Small responses are buffered by
+// net/http until the handler returns, so the access log line of the request was
+// written (or dropped) before the client has the response.
+func (rr *reloadRelay) get(t *testing.T, path string) {
+	t.Helper()
+	resp, err := http.Get("http://" + rr.httpAddr + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+}
+
+// accessLines returns the access log lines for path at level.
+func (rr *reloadRelay) accessLines(path, level string) []map[string]any {
+	return rr.logs.find(func(m map[string]any) bool {
+		return m["message"] == "http request" && m["path"] == path && m["level"] == level
+	})
+}
+
+// TestReloadUnderLoad changes the log level and max-conns with SIGHUP while a stream
+// plays to an RTMP and an RTMPT player: both get every frame, debug lines appear and
+// disappear with the level, the connection limit applies to the next connection, and
+// a changed listen address is logged as needing a restart.
+func TestReloadUnderLoad(t *testing.T) {
+	t.Parallel()
+	rr := startReloadRelay(t, "log-level: info\nmax-conns: 100\n", false)
+	const key = "live/reload"
+	tags := fixtureTags(t)
+	half := len(tags) / 2
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+
+	rtmpPl := rr.player(t, "rtmp", key)
+	tunnelPl := rr.player(t, "rtmpt", key)
+	reads := []<-chan readResult{goRead(t, ctx, rtmpPl, nil), goRead(t, ctx, tunnelPl, nil)}
+	pub := rr.publisher(t, "rtmp", key)
+	if err := sendTags(ctx, pub, tags[:half], 0, newPacer(8, 0)); err != nil {
+		t.Fatalf("publisher: %v", err)
+	}
+
+	// info: the access log's debug lines are dropped.
+	rr.get(t, "/healthz")
+	if got := rr.accessLines("/healthz", "debug"); len(got) != 0 {
+		t.Fatalf("at log-level info, access log debug lines were written: %v", got)
+	}
+
+	// debug, and room for exactly the three connections there are (publisher, two
+	// players); the RTMP port moves, which needs a restart.
+	rr.reload(t, "log-level: debug\nmax-conns: 3\nrtmp-addr: \":1\"\n")
+	for _, key := range []string{"log-level", "max-conns"} {
+		if l := rr.changeLines(key); len(l) != 1 || l[0]["applied"] != true {
+			t.Errorf("%s change: log lines %v, want one, applied", key, l)
+		}
+	}
+	if l := rr.changeLines("rtmp-addr"); len(l) != 1 || l[0]["applied"] != false || l[0]["message"] != "config change needs a restart" {
+		t.Errorf("rtmp-addr change: log lines %v, want one that needs a restart", l)
+	}
+	rr.get(t, "/healthz")
+	if got := rr.accessLines("/healthz", "debug"); len(got) != 1 {
+		t.Fatalf("at log-level debug: %d access log lines for /healthz, want 1", len(got))
+	}
+	dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
+	if c, err := dialConnect(dctx, rr.rtmpAddr, "live"); err == nil {
+		c.Close()
+		t.Errorf("a fourth connection was accepted at max-conns 3")
+	}
+	dcancel()
+
+	// Back to info with room again; the restart-only key is still reported.
+	rr.reload(t, "log-level: info\nmax-conns: 100\nrtmp-addr: \":1\"\n")
+	if l := rr.changeLines("rtmp-addr"); len(l) != 2 {
+		t.Errorf("rtmp-addr: %d log lines, want it reported again while it differs from the running value", len(l))
+	}
+	rr.get(t, "/healthz")
+	if got := rr.accessLines("/healthz", "debug"); len(got) != 1 {
+		t.Fatalf("back at log-level info: %d access log debug lines for /healthz, want still 1", len(got))
+	}
+	late := rr.player(t, "rtmp", "live/other") // max-conns is 100 again
+	late.Close()
+
+	if err := publishAll(ctx, pub, tags[half:], 0, newPacer(8, tags[half].Timestamp)); err != nil {
+		t.Fatalf("publisher: %v", err)
+	}
+	for i, who := range []string{"rtmp player", "rtmpt player"} {
+		res := <-reads[i]
+		wantUnpublished(t, who, res)
+		compareToTags(t, who, res.msgs, tags, 0)
+	}
+}
+
+// TestReloadBadConfig checks that a config file that no longer loads changes nothing.
+func TestReloadBadConfig(t *testing.T) {
+	t.Parallel()
+	rr := startReloadRelay(t, "log-level: info\n", false)
+	rr.reload(t, "log-level: loud\n")
+	if l := rr.logs.find(func(m map[string]any) bool { return m["message"] == "reload failed: configuration unchanged" }); len(l) != 1 {
+		t.Fatalf("reload failure: %v", l)
+	}
+	rr.get(t, "/healthz")
+	if got := rr.accessLines("/healthz", "debug"); len(got) != 0 {
+		t.Fatalf("log level changed by a bad config: %v", got)
+	}
+	rr.reload(t, "log-level: info\naccess-log: info\n")
+	rr.get(t, "/healthz")
+	if got := rr.accessLines("/healthz", "info"); len(got) != 1 {
+		t.Fatalf("access-log info after reload: %d lines, want 1", len(got))
+	}
+}
+
+// TestReloadTLSCertificate replaces the certificate files in place and reloads: new
+// TLS handshakes get the new certificate.
+func TestReloadTLSCertificate(t *testing.T) {
+	t.Parallel()
+	cert, key := writeSelfSignedCert(t)
+	rr := startReloadRelay(t, "tls-cert: "+cert+"\ntls-key: "+key+"\n", true)
+	served := func() []byte {
+		t.Helper()
+		c, err := tls.Dial("tcp", rr.httpsAddr, &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].Raw
+	}
+	fileDER := func(path string) []byte {
+		t.Helper()
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _ := pem.Decode(b)
+		return p.Bytes
+	}
+	if !bytes.Equal(served(), fileDER(cert)) {
+		t.Fatal("served certificate is not the configured one")
+	}
+	cert2, key2 := writeSelfSignedCert(t)
+	for _, cp := range [][2]string{{cert2, cert}, {key2, key}} {
+		b, err := os.ReadFile(cp[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, cp[1], string(b))
+	}
+	rr.reload(t, "tls-cert: "+cert+"\ntls-key: "+key+"\n")
+	if !bytes.Equal(served(), fileDER(cert2)) {
+		t.Fatal("after reload: served certificate is not the new file's")
+	}
+	// Other file names take effect too.
+	cert3, key3 := writeSelfSignedCert(t)
+	rr.reload(t, "tls-cert: "+cert3+"\ntls-key: "+key3+"\n")
+	if !bytes.Equal(served(), fileDER(cert3)) {
+		t.Fatal("after reload with new names: served certificate is not the new file's")
+	}
+	if l := rr.changeLines("tls-cert"); len(l) != 1 || l[0]["applied"] != true {
+		t.Errorf("tls-cert change: %v", l)
+	}
+}
+
+// TestAdminReloadNoDatabase: without a database there are no admins, so the HTTP
+// reload endpoint does not exist (404); SIGHUP is the way.
+func TestAdminReloadNoDatabase(t *testing.T) {
+	t.Parallel()
+	r := startRelay(t)
+	resp, err := http.Post("http://"+r.httpAddr+"/api/admin/reload", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("POST /api/admin/reload without a database: %d, want 404", resp.StatusCode)
+	}
+}
+
+// TestAdminReload: with a database, POST /api/admin/reload needs an admin's session
+// and CSRF token.
+func TestAdminReload(t *testing.T) {
+	t.Parallel()
+	r := startDBRelay(t)
+	root := r.db.CreateRole(t, "root", "rootpw", "mtrelay_admin")
+	dave := r.db.CreateRole(t, "dave", "davepw", "mtrelay_user")
+
+	resp, err := http.Post("http://"+r.httpAddr+"/api/admin/reload", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("no session: %d, want 401", resp.StatusCode)
+	}
+	if code, b := r.login(t, dave, "davepw").do("POST", "/api/admin/reload", nil); code != http.StatusForbidden {
+		t.Errorf("user: %d %s, want 403", code, b)
+	}
+	admin := r.login(t, root, "rootpw")
+	csrf := admin.csrf
+	admin.csrf = "wrong"
+	if code, b := admin.do("POST", "/api/admin/reload", nil); code != http.StatusForbidden {
+		t.Errorf("admin with a wrong CSRF token: %d %s, want 403", code, b)
+	}
+	admin.csrf = csrf
+	if code, b := admin.do("POST", "/api/admin/reload", nil); code != http.StatusOK || !bytes.Contains(b, []byte(`"changes":[]`)) {
+		t.Errorf("admin: %d %s, want 200 and no changes", code, b)
+	}
+}
