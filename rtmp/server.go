@@ -47,6 +47,11 @@ type Config struct {
 	Access relay.AccessController
 	// AccessTimeout bounds one Access decision; default 5s.
 	AccessTimeout time.Duration
+	// WriteCoalesce, when positive, lets a player's writer hold audio for up to this
+	// long so it goes out with the next video frame in one write (fewer syscalls per
+	// player, more audio latency, like SRS's merged writes). Video is never held.
+	// Default 0: every batch is written at once.
+	WriteCoalesce time.Duration
 }
 
 func (c *Config) setDefaults() error {

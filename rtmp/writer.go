@@ -123,13 +123,14 @@ func (w *writer) run(ctx context.Context) {
 
 func (w *writer) loop(ctx context.Context) error {
 	var (
-		b       = &batch{own: make([]byte, 0, 1<<10)}
-		frames  = make([]relay.Frame, 0, 64)
-		woken   *relay.Subscriber // the subscriber whose Read ctx cancellation wakes
-		unwake  = func() bool { return false }
-		cs      = w.c.srv.cfg.ChunkSize
-		started bool // a KindStreamStart was seen
-		spare   []byte
+		b        = &batch{own: make([]byte, 0, 1<<10)}
+		frames   = make([]relay.Frame, 0, 64)
+		woken    *relay.Subscriber // the subscriber whose Read ctx cancellation wakes
+		unwake   = func() bool { return false }
+		coalesce *time.Timer // wakes woken after Config.WriteCoalesce; nil when off
+		cs       = w.c.srv.cfg.ChunkSize
+		started  bool // a KindStreamStart was seen
+		spare    []byte
 	)
 	for {
 		b.reset()
@@ -147,6 +148,13 @@ func (w *writer) loop(ctx context.Context) error {
 				// end wakes it instead.
 				unwake()
 				unwake, woken = context.AfterFunc(ctx, sub.Wake), sub
+				if coalesce != nil {
+					coalesce.Stop()
+				}
+				if w.c.srv.cfg.WriteCoalesce > 0 {
+					coalesce = time.AfterFunc(time.Hour, sub.Wake)
+					coalesce.Stop()
+				}
 			}
 			var err error
 			frames, err = sub.Read(context.Background(), frames[:0])
@@ -161,6 +169,12 @@ func (w *writer) loop(ctx context.Context) error {
 					continue // stopPlay closed it
 				}
 				return w.endPlay(err, sid)
+			}
+			if coalesce != nil && audioOnly(frames) {
+				frames = w.gatherAudio(sub, frames, coalesce)
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
 			}
 			for i := range frames {
 				w.addFrame(b, cs, sid, &frames[i], &started)
@@ -187,6 +201,36 @@ func (w *writer) loop(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// audioOnly reports whether frames hold audio and nothing else.
+func audioOnly(frames []relay.Frame) bool {
+	for _, f := range frames {
+		if f.Packet.Kind != relay.KindAudio {
+			return false
+		}
+	}
+	return len(frames) > 0
+}
+
+// gatherAudio holds a batch of audio for up to Config.WriteCoalesce, adding what
+// arrives meanwhile, and returns as soon as anything but audio arrives, the batch is
+// full or the time is up. Audio comes about 43 times a second and video 25, so a player
+// that writes audio on the next video frame (or after the wait) makes roughly half the
+// write syscalls, at the price of that much added audio latency; video is never held.
+func (w *writer) gatherAudio(sub *relay.Subscriber, frames []relay.Frame, timer *time.Timer) []relay.Frame {
+	timer.Reset(w.c.srv.cfg.WriteCoalesce)
+	defer timer.Stop()
+	for audioOnly(frames) && len(frames) < cap(frames) {
+		more, err := sub.Read(context.Background(), frames)
+		if err != nil || len(more) == len(frames) {
+			// An error sticks and comes back on the next Read; no new frames means the
+			// timer (or the connection's end) woke us.
+			return more
+		}
+		frames = more
+	}
+	return frames
 }
 
 func (w *writer) stillPlaying(sub *relay.Subscriber) bool {

@@ -21,6 +21,7 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	IdleTimeout      time.Duration
 	WriteTimeout     time.Duration
+	WriteCoalesce    time.Duration
 	MaxMessageSize   uint
 	MaxConns         int
 
@@ -89,6 +90,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", 10*time.Second, "RTMP handshake timeout")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 30*time.Second, "close a non-playing connection (idle publisher) silent for this long")
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", 10*time.Second, "close a player whose writes make no progress for this long")
+	fs.DurationVar(&cfg.WriteCoalesce, "write-coalesce", 0, "hold a player's audio up to this long to send it with the next video frame (fewer syscalls, more audio latency; 0 = off)")
 	fs.UintVar(&cfg.MaxMessageSize, "max-message-size", 8<<20, "largest RTMP message accepted from a peer, bytes")
 	fs.IntVar(&cfg.MaxConns, "max-conns", 4096, "maximum concurrent RTMP connections (TCP and tunnelled)")
 

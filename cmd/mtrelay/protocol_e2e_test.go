@@ -285,6 +285,11 @@ func TestMediaChunkedAtAnnouncedSize(t *testing.T) {
 		c.send(0, "createStream", 2.0, nil)
 		c.expect("_result", 2)
 		c.send(1, "play", 3.0, nil, name, -2000.0)
+		// The player must be attached before the publisher sends everything at once,
+		// or it would join late and see only the last GOP: read up to Play.Start (an
+		// RTMPT client only sends the play with its next read anyway).
+		c.expect("onStatus", 0) // NetStream.Play.Reset
+		c.expect("onStatus", 0) // NetStream.Play.Start
 
 		pub := r.publisher(t, transport, key)
 		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)

@@ -75,6 +75,7 @@ func runReloadable(ctx context.Context, cfg Config, log zerolog.Logger, ls liste
 		HandshakeTimeout: cfg.HandshakeTimeout,
 		IdleTimeout:      cfg.IdleTimeout,
 		WriteTimeout:     cfg.WriteTimeout,
+		WriteCoalesce:    cfg.WriteCoalesce,
 		MaxMessageSize:   uint32(cfg.MaxMessageSize),
 		MaxConns:         cfg.MaxConns,
 	}, log, hub)
