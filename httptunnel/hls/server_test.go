@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"strings"
 	"sync/atomic"
@@ -14,50 +13,9 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/mtrelay/mtrelay/httptunnel/flv"
+	"github.com/mtrelay/mtrelay/httptunnel/flv/flvtest"
 	"github.com/mtrelay/mtrelay/relay"
 )
-
-// fixturePackets reads ../../testdata/fixture.flv (H.264 + AAC, 10 s) as hub packets.
-func fixturePackets(t testing.TB) []*relay.Packet {
-	t.Helper()
-	f, err := os.Open("../../testdata/fixture.flv")
-	if err != nil {
-		t.Fatalf("fixture (made by testdata/gen.sh): %v", err)
-	}
-	defer f.Close()
-	r := flv.NewReader(f)
-	var pkts []*relay.Packet
-	for {
-		tg, err := r.ReadTag()
-		if err == io.EOF {
-			return pkts
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := &relay.Packet{Timestamp: int64(tg.Timestamp), Payload: tg.Data}
-		switch tg.Type {
-		case flv.TagScript:
-			p.Kind = relay.KindMetadata
-		case flv.TagVideo:
-			v, err := flv.ParseVideo(tg.Data)
-			if err != nil {
-				t.Fatal(err)
-			}
-			p.Kind, p.Keyframe, p.SeqHeader = relay.KindVideo, v.Keyframe, v.PacketType == flv.AVCSeqHeader
-		case flv.TagAudio:
-			a, err := flv.ParseAudio(tg.Data)
-			if err != nil {
-				t.Fatal(err)
-			}
-			p.Kind, p.SeqHeader = relay.KindAudio, a.PacketType == flv.AACSeqHeader
-		default:
-			continue
-		}
-		pkts = append(pkts, p)
-	}
-}
 
 func newServer(t testing.TB, cfg Config) (*relay.Hub, *Server, *httptest.Server) {
 	t.Helper()
@@ -114,7 +72,7 @@ func TestMuxerLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pub.Close()
-	pkts := fixturePackets(t)
+	pkts := flvtest.FixturePackets(t)
 	stop := make(chan struct{})
 	fed := make(chan struct{})
 	go func() { // feed at 4x real time
@@ -226,7 +184,7 @@ func TestUnsupportedCodec(t *testing.T) {
 // fixture (H.264 640x360 25 fps + AAC) through the FLV parsing and gohlslib's LL-HLS
 // fMP4 muxer, per packet.
 func BenchmarkMuxer(b *testing.B) {
-	pkts := fixturePackets(b)
+	pkts := flvtest.FixturePackets(b)
 	var bytesIn int
 	for _, p := range pkts {
 		bytesIn += len(p.Payload)
@@ -296,7 +254,7 @@ func TestMuxerPanic(t *testing.T) {
 			panic("injected")
 		}
 	}
-	pkts := fixturePackets(t)
+	pkts := flvtest.FixturePackets(t)
 	var pubs []*relay.Publisher
 	for _, key := range []string{"live/ok", "live/bad"} {
 		pub, err := hub.Publish(key, relay.PublisherInfo{Protocol: "test"})

@@ -18,41 +18,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mtrelay/mtrelay/httptunnel/flv"
+	"github.com/mtrelay/mtrelay/httptunnel/flv/flvtest"
 	"github.com/mtrelay/mtrelay/relay"
 )
-
-// fixturePackets reads ../../testdata/fixture.flv (H.264 + AAC, 10 s) as hub packets.
-func fixturePackets(t testing.TB) []*relay.Packet {
-	t.Helper()
-	f, err := os.Open("../../testdata/fixture.flv")
-	if err != nil {
-		t.Fatalf("fixture (made by testdata/gen.sh): %v", err)
-	}
-	defer f.Close()
-	r := flv.NewReader(f)
-	var pkts []*relay.Packet
-	for {
-		tg, err := r.ReadTag()
-		if err == io.EOF {
-			return pkts
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := &relay.Packet{Timestamp: int64(tg.Timestamp), Payload: tg.Data}
-		switch tg.Type {
-		case flv.TagVideo:
-			v, _ := flv.ParseVideo(tg.Data)
-			p.Kind, p.Keyframe, p.SeqHeader = relay.KindVideo, v.Keyframe, v.PacketType == flv.AVCSeqHeader
-		case flv.TagAudio:
-			a, _ := flv.ParseAudio(tg.Data)
-			p.Kind, p.SeqHeader = relay.KindAudio, a.PacketType == flv.AACSeqHeader
-		default:
-			continue
-		}
-		pkts = append(pkts, p)
-	}
-}
 
 // TestFMP4DecodesEveryFrame muxes the fixture and has ffprobe count the frames: all
 // but the last of each track, which waits for its successor to know its duration.
@@ -65,13 +33,13 @@ func TestFMP4DecodesEveryFrame(t *testing.T) {
 	var m muxer
 	var out bytes.Buffer
 	var video, audio int
-	for _, p := range fixturePackets(t) {
+	for _, p := range flvtest.FixturePackets(t) {
 		if !p.SeqHeader {
 			if p.Kind == relay.KindVideo {
 				if v, _ := flv.ParseVideo(p.Payload); v.PacketType == flv.AVCNALU {
 					video++ // not the end-of-sequence tag
 				}
-			} else {
+			} else if p.Kind == relay.KindAudio {
 				audio++
 			}
 		}
@@ -178,7 +146,7 @@ func TestStreamEndsWithPublisher(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pkts := fixturePackets(t)
+	pkts := flvtest.FixturePackets(t)
 	for _, p := range pkts[:60] {
 		pub.WritePacket(p)
 	}
@@ -244,7 +212,7 @@ func TestViewerPanic(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pub.Close()
-	for _, p := range fixturePackets(t)[:60] {
+	for _, p := range flvtest.FixturePackets(t)[:60] {
 		pub.WritePacket(p)
 	}
 	if resp, err := http.Get(srv.URL + "/play/live/p/live.mp4"); err == nil {
