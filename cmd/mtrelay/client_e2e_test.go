@@ -138,15 +138,20 @@ func TestTimestampsAndCompositionOffsets(t *testing.T) {
 }
 
 func testTimestamps(t *testing.T, transport string) {
-	r := startRelay(t)
-	const key = "live/cts"
+	checkPassThrough(t, startRelay(t), transport, "live/cts", 4)
+}
+
+// checkPassThrough publishes the fixture at rate× real time to one player on r and
+// checks every message arrives with its bytes, in order, with the fixture's timestamps.
+func checkPassThrough(t *testing.T, r *testRelay, transport, key string, rate float64) {
+	t.Helper()
 	tags := fixtureTags(t)
 	pl := r.player(t, transport, key)
 	pub := r.publisher(t, transport, key)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	read := goRead(t, ctx, pl, nil)
-	if err := publishAll(ctx, pub, tags, 0, newPacer(4, 0)); err != nil {
+	if err := publishAll(ctx, pub, tags, 0, newPacer(rate, 0)); err != nil {
 		t.Fatalf("publisher: %v", err)
 	}
 	res := <-read
