@@ -1,9 +1,10 @@
 package httptunnel
 
 import (
-	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/mtrelay/mtrelay/relay/relaytest"
 )
 
 // TestImports enforces STYLE.md §1: httptunnel may import the standard library,
@@ -11,17 +12,8 @@ import (
 // (→ tailscale tstest/deptest).
 func TestImports(t *testing.T) {
 	t.Parallel()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("go tool not found: %v", err)
-	}
-	out, err := exec.CommandContext(t.Context(), goTool, "list", "-deps", "-f",
-		"{{if not .Standard}}{{.ImportPath}}{{end}}", ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, out)
-	}
 	forbidden := []string{"github.com/mtrelay/mtrelay/rtmp", "github.com/yutopp/go-rtmp", "github.com/yutopp/"}
-	for dep := range strings.FieldsSeq(string(out)) {
+	for _, dep := range relaytest.Deps(t, ".") {
 		for _, f := range forbidden {
 			if dep == f || strings.HasPrefix(dep, f+"/") || strings.HasPrefix(dep, f) && strings.HasSuffix(f, "/") {
 				t.Errorf("httptunnel depends on %s (forbidden: %s)", dep, f)

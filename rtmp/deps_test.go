@@ -1,18 +1,15 @@
 package rtmp
 
 import (
-	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/mtrelay/mtrelay/relay/relaytest"
 )
 
 // TestImports enforces the package boundary in doc.go with go list -deps.
 func TestImports(t *testing.T) {
-	out, err := exec.CommandContext(t.Context(), "go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
-	for _, p := range strings.Fields(string(out)) {
+	for _, p := range relaytest.Deps(t, ".") {
 		switch {
 		case strings.HasPrefix(p, "github.com/mtrelay/mtrelay/httptunnel"),
 			strings.HasPrefix(p, "github.com/mtrelay/mtrelay/session"),

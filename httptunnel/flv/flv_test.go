@@ -5,11 +5,11 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os/exec"
 	"reflect"
-	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/mtrelay/mtrelay/relay/relaytest"
 )
 
 // cases drives the round-trip tests and seeds the fuzz targets.
@@ -207,12 +207,7 @@ func FuzzReader(f *testing.F) {
 // TestImports enforces doc.go: flv imports only the standard library.
 func TestImports(t *testing.T) {
 	t.Parallel()
-	out, err := exec.CommandContext(t.Context(), "go", "list", "-deps", "-f",
-		"{{if not .Standard}}{{.ImportPath}}{{end}}", ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, out)
-	}
-	for dep := range strings.FieldsSeq(string(out)) {
+	for _, dep := range relaytest.Deps(t, ".") {
 		if dep != "github.com/mtrelay/mtrelay/httptunnel/flv" {
 			t.Errorf("flv depends on %s; only the standard library is allowed", dep)
 		}

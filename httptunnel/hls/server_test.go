@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/mtrelay/mtrelay/httptunnel/flv/flvtest"
 	"github.com/mtrelay/mtrelay/relay"
+	"github.com/mtrelay/mtrelay/relay/relaytest"
 )
 
 func newServer(t testing.TB, cfg Config) (*relay.Hub, *Server, *httptest.Server) {
@@ -227,12 +227,7 @@ func BenchmarkMuxer(b *testing.B) {
 // TestImports enforces doc.go: no rtmp, no go-rtmp.
 func TestImports(t *testing.T) {
 	t.Parallel()
-	out, err := exec.CommandContext(t.Context(), "go", "list", "-deps", "-f",
-		"{{if not .Standard}}{{.ImportPath}}{{end}}", ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, out)
-	}
-	for dep := range strings.FieldsSeq(string(out)) {
+	for _, dep := range relaytest.Deps(t, ".") {
 		if strings.Contains(dep, "go-rtmp") || strings.HasPrefix(dep, "github.com/mtrelay/mtrelay/") &&
 			dep != "github.com/mtrelay/mtrelay/relay" && dep != "github.com/mtrelay/mtrelay/httptunnel/flv" &&
 			dep != "github.com/mtrelay/mtrelay/httptunnel/hls" {

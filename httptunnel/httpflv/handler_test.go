@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"runtime/pprof"
 	"strings"
 	"testing"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/mtrelay/mtrelay/httptunnel/flv"
 	"github.com/mtrelay/mtrelay/relay"
+	"github.com/mtrelay/mtrelay/relay/relaytest"
 )
 
 // Test media: FLV tag bodies as the RTMP server puts them in packets.
@@ -288,12 +288,7 @@ func waitFor(t *testing.T, cond func() bool) {
 // httptunnel/flv.
 func TestImports(t *testing.T) {
 	t.Parallel()
-	out, err := exec.CommandContext(t.Context(), "go", "list", "-deps", "-f",
-		"{{if not .Standard}}{{.ImportPath}}{{end}}", ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, out)
-	}
-	for dep := range strings.FieldsSeq(string(out)) {
+	for _, dep := range relaytest.Deps(t, ".") {
 		if strings.Contains(dep, "go-rtmp") || strings.HasPrefix(dep, "github.com/mtrelay/mtrelay/") &&
 			dep != "github.com/mtrelay/mtrelay/relay" && dep != "github.com/mtrelay/mtrelay/httptunnel/flv" &&
 			dep != "github.com/mtrelay/mtrelay/httptunnel/httpflv" {

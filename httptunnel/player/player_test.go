@@ -20,6 +20,7 @@ import (
 	"github.com/mtrelay/mtrelay/httptunnel/flv"
 	"github.com/mtrelay/mtrelay/httptunnel/flv/flvtest"
 	"github.com/mtrelay/mtrelay/relay"
+	"github.com/mtrelay/mtrelay/relay/relaytest"
 )
 
 // TestFMP4DecodesEveryFrame muxes the fixture and has ffprobe count the frames: all
@@ -180,12 +181,7 @@ func TestStreamEndsWithPublisher(t *testing.T) {
 // TestImports enforces doc.go: no rtmp, no go-rtmp.
 func TestImports(t *testing.T) {
 	t.Parallel()
-	out, err := exec.CommandContext(t.Context(), "go", "list", "-deps", "-f",
-		"{{if not .Standard}}{{.ImportPath}}{{end}}", ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, out)
-	}
-	for dep := range strings.FieldsSeq(string(out)) {
+	for _, dep := range relaytest.Deps(t, ".") {
 		if strings.Contains(dep, "go-rtmp") || strings.HasPrefix(dep, "github.com/mtrelay/mtrelay/") &&
 			dep != "github.com/mtrelay/mtrelay/relay" && dep != "github.com/mtrelay/mtrelay/httptunnel/flv" &&
 			dep != "github.com/mtrelay/mtrelay/httptunnel/player" {
