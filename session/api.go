@@ -377,34 +377,22 @@ RETURNING `+keyColumns, f["app"], f["stream"], newID(24)), &k)
 }
 
 func (s *Store) handleDeleteKey(w http.ResponseWriter, r *http.Request, in *instance) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil {
-		writeError(w, http.StatusNotFound, "no such key")
-		return
-	}
-	var n int64
-	err = in.do(r.Context(), s.cfg.QueryTimeout, func(ctx context.Context, conn *pgx.Conn) error {
-		tag, err := conn.Exec(ctx, `DELETE FROM mtrelay.stream_keys WHERE id = $1`, id)
-		n = tag.RowsAffected()
-		return err
-	})
-	if err != nil {
-		s.dbError(w, in, "delete key", err)
-		return
-	}
-	if n == 0 {
-		// Row-level security hides other users' keys: they are "not found" too.
-		writeError(w, http.StatusNotFound, "no such key")
-		return
-	}
-	in.log.Info().Int64("key_id", id).Msg("stream key deleted")
-	w.WriteHeader(http.StatusNoContent)
+	s.execOnKey(w, r, in, "delete key", `DELETE FROM mtrelay.stream_keys WHERE id = $1`, "stream key deleted")
 }
 
 // handleRevokeKey sets a key inactive on the user's own connection (row-level
 // security: other users' keys are "not found"). Revoking a revoked key is a no-op
-// 204. Streams already running with the key keep going; kick them to stop them.
+// 204: revoked rows match too, so that the answer says whether the key exists, not
+// whether it was still active. Streams already running with the key keep going; kick
+// them to stop them.
 func (s *Store) handleRevokeKey(w http.ResponseWriter, r *http.Request, in *instance) {
+	s.execOnKey(w, r, in, "revoke key", `UPDATE mtrelay.stream_keys SET active = false WHERE id = $1`, "stream key revoked")
+}
+
+// execOnKey runs query with the key id from the path on the user's own connection and
+// answers 204, or 404 when no row matched: row-level security hides other users' keys,
+// so they are "not found" too.
+func (s *Store) execOnKey(w http.ResponseWriter, r *http.Request, in *instance, op, query, logMsg string) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {
 		writeError(w, http.StatusNotFound, "no such key")
@@ -412,21 +400,19 @@ func (s *Store) handleRevokeKey(w http.ResponseWriter, r *http.Request, in *inst
 	}
 	var n int64
 	err = in.do(r.Context(), s.cfg.QueryTimeout, func(ctx context.Context, conn *pgx.Conn) error {
-		// Revoked rows match too, so that the answer says whether the key exists,
-		// not whether it was still active.
-		tag, err := conn.Exec(ctx, `UPDATE mtrelay.stream_keys SET active = false WHERE id = $1`, id)
+		tag, err := conn.Exec(ctx, query, id)
 		n = tag.RowsAffected()
 		return err
 	})
 	if err != nil {
-		s.dbError(w, in, "revoke key", err)
+		s.dbError(w, in, op, err)
 		return
 	}
 	if n == 0 {
 		writeError(w, http.StatusNotFound, "no such key")
 		return
 	}
-	in.log.Info().Int64("key_id", id).Msg("stream key revoked")
+	in.log.Info().Int64("key_id", id).Msg(logMsg)
 	w.WriteHeader(http.StatusNoContent)
 }
 
