@@ -1,17 +1,15 @@
 package main
 
 import (
+	"github.com/mtrelay/mtrelay/cmd/rtmpload/procstat"
+
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -249,38 +247,9 @@ func startRelayProc(tb testing.TB, bin string) *relayProc {
 // cpu returns the relay's user+system CPU time so far.
 func (r *relayProc) cpu(tb testing.TB) time.Duration {
 	tb.Helper()
-	d, err := procCPU(r.cmd.Process.Pid)
+	d, err := procstat.CPU(r.cmd.Process.Pid)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return d
-}
-
-// userHZ is the unit of utime and stime in /proc/PID/stat (proc(5)); Linux fixes it at
-// 100 for user space.
-const userHZ = 100
-
-// procCPU returns the user+system CPU time of pid from /proc/PID/stat (the logic of
-// cmd/rtmpload/procstat.go, which is package main of another command).
-func procCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name (field 2) is in parentheses and may contain spaces; after it,
-	// utime and stime are fields 14 and 15.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
-	}
-	ut, err1 := strconv.ParseUint(f[11], 10, 64)
-	st, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: bad utime/stime", pid)
-	}
-	return time.Duration(ut+st) * time.Second / userHZ, nil
 }

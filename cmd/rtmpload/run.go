@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/mtrelay/mtrelay/cmd/rtmpload/procstat"
+
 	"context"
 	"errors"
 	"fmt"
@@ -142,10 +144,10 @@ func sampleCPU(ctx context.Context, tab *sendTable, w window, serverPID int) cpu
 		return s
 	}
 	t0 := time.Now()
-	busy0, total0, coreErr := coreTimes()
+	busy0, total0, coreErr := procstat.CoreTimes()
 	var srv0 time.Duration
 	if serverPID != 0 {
-		srv0, s.serverErr = procCPU(serverPID)
+		srv0, s.serverErr = procstat.CPU(serverPID)
 	}
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &a) != nil {
 		return s
@@ -158,13 +160,13 @@ func sampleCPU(ctx context.Context, tab *sendTable, w window, serverPID int) cpu
 	}
 	if serverPID != 0 && s.serverErr == nil {
 		var srv1 time.Duration
-		if srv1, s.serverErr = procCPU(serverPID); s.serverErr == nil {
+		if srv1, s.serverErr = procstat.CPU(serverPID); s.serverErr == nil {
 			s.server = srv1 - srv0
-			s.serverRSS, s.serverHWM, s.serverErr = procMem(serverPID)
+			s.serverRSS, s.serverHWM, s.serverErr = procstat.Mem(serverPID)
 		}
 	}
 	s.wall = time.Since(t0)
-	if busy1, total1, err := coreTimes(); err == nil && coreErr == nil && len(busy1) == len(busy0) {
+	if busy1, total1, err := procstat.CoreTimes(); err == nil && coreErr == nil && len(busy1) == len(busy0) {
 		for i := range busy1 {
 			if dt := total1[i] - total0[i]; dt > 0 {
 				s.coreBusyPct = append(s.coreBusyPct, 100*float64(busy1[i]-busy0[i])/float64(dt))

@@ -1,4 +1,6 @@
-package main
+// Package procstat reads a process's CPU time and memory from /proc (proc(5)), for the
+// load generator's server figures and the RTMPT benchmark.
+package procstat
 
 import (
 	"bufio"
@@ -10,16 +12,12 @@ import (
 	"time"
 )
 
-// The server's own figures, read from /proc when -server-pid is given (the
-// target is on loopback, so it runs on this machine): CPU time from
-// /proc/PID/stat, memory from /proc/PID/status (proc(5)).
-
 // userHZ is the unit of utime and stime in /proc/PID/stat; Linux fixes it
 // at 100 for user space on every architecture we run on.
 const userHZ = 100
 
-// procCPU returns the user+system CPU time of pid.
-func procCPU(pid int) (time.Duration, error) {
+// CPU returns the user+system CPU time of pid.
+func CPU(pid int) (time.Duration, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
@@ -42,8 +40,8 @@ func procCPU(pid int) (time.Duration, error) {
 	return time.Duration(ut+st) * time.Second / userHZ, nil
 }
 
-// procMem returns VmRSS and VmHWM of pid in KiB.
-func procMem(pid int) (rss, hwm int64, err error) {
+// Mem returns VmRSS and VmHWM of pid in KiB.
+func Mem(pid int) (rss, hwm int64, err error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, 0, err
@@ -66,11 +64,11 @@ func procMem(pid int) (rss, hwm int64, err error) {
 	return rss, hwm, sc.Err()
 }
 
-// coreTimes returns the busy and total time of every core from /proc/stat,
+// CoreTimes returns the busy and total time of every core from /proc/stat,
 // in USER_HZ ticks. Busy is everything but idle and iowait. Comparing a
 // core's busy time with the server's CPU time shows how much other
 // processes took from the core the server was pinned to.
-func coreTimes() (busy, total []uint64, err error) {
+func CoreTimes() (busy, total []uint64, err error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return nil, nil, err
