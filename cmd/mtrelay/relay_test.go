@@ -27,7 +27,11 @@ type testRelay struct {
 // relayOptions tunes launchRelay.
 type relayOptions struct {
 	log io.Writer // where the relay logs; default the test log
-	tls bool      // generate a self-signed certificate and open RTMPS and HTTPS listeners
+	tls bool      // open RTMPS and HTTPS listeners (with a self-signed certificate unless cfg names one)
+	cfg *Config   // the config to start from; default the flags' defaults
+	// run replaces run(ctx, cfg, log, ls), e.g. with runReloadable; it builds its own
+	// logger then.
+	run func(ctx context.Context, cfg Config, ls listeners) error
 }
 
 // startRelay runs the relay with default config, changed by mutate, until the test ends.
@@ -39,12 +43,17 @@ func startRelay(t testing.TB, mutate ...func(*Config)) *testRelay {
 // launchRelay runs the relay with every listener on 127.0.0.1:0 until the test ends.
 func launchRelay(t testing.TB, o relayOptions, mutate ...func(*Config)) *testRelay {
 	t.Helper()
-	cfg, err := parseConfig(nil, func(string) string { return "" }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
+	var cfg Config
+	if o.cfg != nil {
+		cfg = *o.cfg
+	} else {
+		var err error
+		if cfg, err = parseConfig(nil, func(string) string { return "" }, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		cfg.LogLevel = "debug"
 	}
-	cfg.LogLevel = "debug"
-	if o.tls {
+	if o.tls && cfg.TLSCert == "" {
 		cfg.TLSCert, cfg.TLSKey = writeSelfSignedCert(t)
 	}
 	for _, m := range mutate {
@@ -66,11 +75,14 @@ func launchRelay(t testing.TB, o relayOptions, mutate ...func(*Config)) *testRel
 		ls.rtmps, ls.https = listen(), listen()
 		r.rtmpsAddr, r.httpsAddr = ls.rtmps.Addr().String(), ls.https.Addr().String()
 	}
-	if o.log == nil {
-		o.log = zerolog.NewTestWriter(t)
+	if o.run == nil {
+		if o.log == nil {
+			o.log = zerolog.NewTestWriter(t)
+		}
+		log := zerolog.New(o.log).Level(zerolog.DebugLevel).With().Timestamp().Logger()
+		o.run = func(ctx context.Context, cfg Config, ls listeners) error { return run(ctx, cfg, log, ls) }
 	}
-	log := zerolog.New(o.log).Level(zerolog.DebugLevel).With().Timestamp().Logger()
-	go func() { r.done <- run(ctx, cfg, log, ls) }()
+	go func() { r.done <- o.run(ctx, cfg, ls) }()
 	t.Cleanup(func() {
 		cancel()
 		select {

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"encoding/pem"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -38,38 +37,12 @@ func startReloadRelay(t *testing.T, yaml string, tlsOn bool) *reloadRelay {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ls listeners
-	listen := func() net.Listener {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			ls.close()
-			t.Fatal(err)
-		}
-		return ln
-	}
-	ls.rtmp, ls.http = listen(), listen()
-	r := &testRelay{rtmpAddr: ls.rtmp.Addr().String(), httpAddr: ls.http.Addr().String(), done: make(chan error, 1)}
-	if tlsOn {
-		ls.rtmps, ls.https = listen(), listen()
-		r.rtmpsAddr, r.httpsAddr = ls.rtmps.Addr().String(), ls.https.Addr().String()
-	}
 	sink := &logSink{tw: zerolog.NewTestWriter(t)}
 	log, level := newLogger(cfg, sink)
 	hup := make(chan os.Signal, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	go func() { r.done <- runReloadable(ctx, cfg, log, ls, reloadOpts{hup: hup, load: load, level: level}) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-r.done:
-			if err != nil {
-				t.Errorf("relay run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("relay did not stop within 10s")
-		}
-	})
+	r := launchRelay(t, relayOptions{tls: tlsOn, cfg: &cfg, run: func(ctx context.Context, cfg Config, ls listeners) error {
+		return runReloadable(ctx, cfg, log, ls, reloadOpts{hup: hup, load: load, level: level})
+	}})
 	return &reloadRelay{testRelay: r, file: file, hup: hup, logs: sink}
 }
 
