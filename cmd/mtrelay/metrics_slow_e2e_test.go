@@ -27,17 +27,8 @@ func TestMetricsSlowSubscriber(t *testing.T) {
 	if err := p.wait(ctx, 1000); err != nil {
 		t.Fatal(err)
 	}
-	slow, err := dialSlow(ctx, r.rtmpAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	slow := startSlowPlayer(t, ctx, r, key)
 	defer slow.Close()
-	if err := rawHandshake(slow); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := slow.Write(connectPlayCommands(t, r.rtmpAddr, key)); err != nil {
-		t.Fatal(err)
-	}
 	r.waitMetrics(t, "the slow player to play", func(m map[string]float64) bool {
 		return m[`mtrelay_subscribers{protocol="rtmp"}`] == 1
 	})

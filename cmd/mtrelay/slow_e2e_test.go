@@ -89,17 +89,8 @@ func testSlowSubscriber(t *testing.T, cfg func(*Config), wantReason string, want
 	if err := p.wait(ctx, 1000); err != nil {
 		t.Fatal(err)
 	}
-	slow, err := dialSlow(ctx, r.rtmpAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	slow := startSlowPlayer(t, ctx, r, key)
 	defer slow.Close()
-	if err := rawHandshake(slow); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := slow.Write(connectPlayCommands(t, r.rtmpAddr, key)); err != nil {
-		t.Fatal(err)
-	}
 	slowJoined := time.Now()
 	waitFor(t, 10*time.Second, "the slow player to join", func() bool { return r.subscribers(t, key, "rtmp") == 3 })
 	// Then it is dropped, while the stream goes on.
@@ -159,4 +150,24 @@ func testSlowSubscriber(t *testing.T, cfg func(*Config), wantReason string, want
 			t.Errorf("%s: stalled for %v", who, maxGap)
 		}
 	}
+}
+
+// startSlowPlayer connects a player of key that never reads (tiny receive buffer, see
+// dialSlow): handshake, connect, createStream and play, written without reading the
+// answers.
+func startSlowPlayer(t *testing.T, ctx context.Context, r *testRelay, key string) net.Conn {
+	t.Helper()
+	slow, err := dialSlow(ctx, r.rtmpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rawHandshake(slow); err != nil {
+		slow.Close()
+		t.Fatal(err)
+	}
+	if _, err := slow.Write(connectPlayCommands(t, r.rtmpAddr, key)); err != nil {
+		slow.Close()
+		t.Fatal(err)
+	}
+	return slow
 }
