@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -343,18 +342,4 @@ func dialBad(t *testing.T, r *testRelay, transport string) net.Conn {
 }
 
 // conns returns the relay's count of RTMP connections from /api/streams.
-func (r *testRelay) conns(t *testing.T) int {
-	t.Helper()
-	resp, err := http.Get("http://" + r.httpAddr + "/api/streams")
-	if err != nil {
-		t.Fatalf("GET /api/streams: %v", err)
-	}
-	defer resp.Body.Close()
-	var body struct {
-		Conns int `json:"rtmp_connections"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		t.Fatalf("decode /api/streams: %v", err)
-	}
-	return body.Conns
-}
+func (r *testRelay) conns(t *testing.T) int { return r.api(t).Conns }

@@ -114,22 +114,30 @@ func (r *testRelay) url(transport, path string) string {
 	panic("unknown transport " + transport)
 }
 
-// streams fetches /api/streams.
-func (r *testRelay) streams(t *testing.T) []relay.StreamStats {
+// apiStreams is the body of GET /api/streams.
+type apiStreams struct {
+	Streams []relay.StreamStats `json:"streams"`
+	Tunnels int                 `json:"rtmpt_tunnels"`
+	Conns   int                 `json:"rtmp_connections"`
+}
+
+// api fetches /api/streams.
+func (r *testRelay) api(t *testing.T) apiStreams {
 	t.Helper()
 	resp, err := http.Get("http://" + r.httpAddr + "/api/streams")
 	if err != nil {
 		t.Fatalf("GET /api/streams: %v", err)
 	}
 	defer resp.Body.Close()
-	var body struct {
-		Streams []relay.StreamStats `json:"streams"`
-	}
+	var body apiStreams
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
 		t.Fatalf("decode /api/streams: %v", err)
 	}
-	return body.Streams
+	return body
 }
+
+// streams returns the streams in /api/streams.
+func (r *testRelay) streams(t *testing.T) []relay.StreamStats { return r.api(t).Streams }
 
 // waitFor polls cond every 20 ms until it holds or timeout passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {

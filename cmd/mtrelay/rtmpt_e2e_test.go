@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -178,21 +177,7 @@ func openTunnel(t *testing.T, base string) string {
 }
 
 // tunnels returns /api/streams' rtmpt_tunnels.
-func (r *extRelay) tunnels(t *testing.T) int {
-	t.Helper()
-	resp, err := http.Get("http://" + r.httpAddr + "/api/streams")
-	if err != nil {
-		t.Fatalf("GET /api/streams: %v", err)
-	}
-	defer resp.Body.Close()
-	var body struct {
-		Tunnels int `json:"rtmpt_tunnels"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		t.Fatalf("decode /api/streams: %v", err)
-	}
-	return body.Tunnels
-}
+func (r *extRelay) tunnels(t *testing.T) int { return r.api(t).Tunnels }
 
 // TestRTMPTBadInput sends bad RTMPT input to the real relay while an ffmpeg RTMPT
 // stream flows through it: each bad request gets its error, each bad tunnel ends and
