@@ -50,10 +50,11 @@ func (f ConnHandlerFunc) ServeConn(ctx context.Context, c net.Conn) { f(ctx, c) 
 //     400; more than 64 ahead gets 400 at once;
 //   - /close is accepted with any number: the client is leaving anyway.
 type Server struct {
-	cfg  Config          // immutable after New
-	log  zerolog.Logger  // immutable after New
-	h    ConnHandler     // immutable after New
-	ctx  context.Context // parent of the tunnels' contexts; canceled by Close
+	cfg  Config                 // immutable after New; for the fields of Limits, read lim
+	lim  atomic.Pointer[Limits] // never nil after New; replaced by SetLimits (limits.go)
+	log  zerolog.Logger         // immutable after New
+	h    ConnHandler            // immutable after New
+	ctx  context.Context        // parent of the tunnels' contexts; canceled by Close
 	stop context.CancelCauseFunc
 	bufs sync.Pool // *[]byte request body buffers
 
@@ -93,6 +94,7 @@ func New(cfg Config, log zerolog.Logger, h ConnHandler) (*Server, error) {
 		allDone: make(chan struct{}),
 	}
 	s.refusals.log = s.log
+	s.lim.Store(limitsOf(cfg))
 	s.mu.Lock()
 	s.goLocked(s.reap)
 	s.mu.Unlock()
@@ -192,7 +194,8 @@ func (s *Server) goLocked(f func()) {
 // IdleTimeout/4, so a tunnel ends between 1 and 1.25 IdleTimeout after its last request.
 // It also logs the refusal counts that refusalLog held back.
 func (s *Server) reap() {
-	tick := time.NewTicker(max(s.cfg.IdleTimeout/4, time.Millisecond))
+	period := max(s.limits().IdleTimeout/4, time.Millisecond)
+	tick := time.NewTicker(period)
 	defer tick.Stop()
 	var ts []*tunnelConn // owned by reap
 	for {
@@ -200,6 +203,11 @@ func (s *Server) reap() {
 		case <-s.ctx.Done():
 			return
 		case <-tick.C:
+		}
+		idleTimeout := s.limits().IdleTimeout // SetLimits may have changed it
+		if p := max(idleTimeout/4, time.Millisecond); p != period {
+			period = p
+			tick.Reset(p)
 		}
 		ts = ts[:0]
 		s.mu.Lock()
@@ -211,7 +219,7 @@ func (s *Server) reap() {
 		s.refusals.flush(now)
 		for i, t := range ts {
 			t.mu.Lock()
-			idle := now.Sub(t.lastActive) >= s.cfg.IdleTimeout
+			idle := now.Sub(t.lastActive) >= idleTimeout
 			t.mu.Unlock()
 			if idle {
 				t.closeRemote(ErrIdleTimeout)
@@ -332,7 +340,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case !isFCS(r.Header.Get("Content-Type")):
 		fail(w, http.StatusBadRequest)
 		return
-	case r.ContentLength > s.cfg.MaxBodyBytes:
+	case r.ContentLength > s.limits().MaxBodyBytes:
 		s.refuse(w, r, refusedBodyTooLarge)
 		return
 	}
@@ -431,9 +439,9 @@ func (s *Server) serveOpen(w http.ResponseWriter, r *http.Request) {
 	why := refusal(-1)
 	switch {
 	case closed:
-	case s.live >= s.cfg.MaxTunnels:
+	case s.live >= s.limits().MaxTunnels:
 		why = refusedMaxTunnels
-	case s.perIP[ip] >= s.cfg.MaxTunnelsPerIP:
+	case s.perIP[ip] >= s.limits().MaxTunnelsPerIP:
 		why = refusedMaxTunnelsPerIP
 	}
 	if closed || why >= 0 {
@@ -497,7 +505,7 @@ func (a textAddr) String() string { return string(a) }
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf []byte) ([]byte, error) {
 	var body io.Reader = r.Body
 	if r.ContentLength < 0 {
-		body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		body = http.MaxBytesReader(w, r.Body, s.limits().MaxBodyBytes)
 	} else if int64(cap(buf)) < r.ContentLength {
 		buf = make([]byte, 0, r.ContentLength)
 	}

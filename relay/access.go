@@ -3,6 +3,8 @@ package relay
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
 )
 
 // Action is what a client asks to do with a stream.
@@ -12,15 +14,21 @@ type Action uint8
 const (
 	ActionPublish Action = iota + 1
 	ActionPlay
+	// ActionConnect is an RTMP connect, before any publish or play: the request's Key
+	// is the app alone (no '/'), Query the tcUrl's query. A controller that only
+	// cares about streams allows it; a rename (Key) names another app.
+	ActionConnect
 )
 
-// String returns "publish" or "play".
+// String returns "publish", "play" or "connect".
 func (a Action) String() string {
 	switch a {
 	case ActionPublish:
 		return "publish"
 	case ActionPlay:
 		return "play"
+	case ActionConnect:
+		return "connect"
 	}
 	return "action?"
 }
@@ -33,6 +41,8 @@ type AccessRequest struct {
 	Query    string // the raw query given after '?' (e.g. "key=K"); never log it
 	Protocol string // "rtmp", "rtmpt", "rtmps", "http-flv", ...
 	Remote   string // client address
+	TCURL    string // RTMP only: the connect's tcUrl, its query removed
+	FlashVer string // RTMP connect only: the client's flashVer
 }
 
 // AccessDecision is an AccessController's answer.
@@ -70,6 +80,43 @@ type AccessFunc func(ctx context.Context, req AccessRequest) (AccessDecision, er
 // Authorize calls f.
 func (f AccessFunc) Authorize(ctx context.Context, req AccessRequest) (AccessDecision, error) {
 	return f(ctx, req)
+}
+
+// Decide asks ac (nil: allow everything) about req, within timeout (0: ctx alone),
+// and returns the stream key to use: req.Key, or the key a controller renamed it to,
+// checked with ValidateKey. A refusal, a failed decision or a bad rename is an error
+// wrapping ErrAccessDenied whose text says why (the OnEnd of a badly renamed publish
+// is called). It is the one decision path of the protocol layers that have no
+// connection state of their own (HTTP viewers); for ActionConnect use Authorize
+// directly, since its Key is no stream key.
+func Decide(ctx context.Context, ac AccessController, timeout time.Duration, req AccessRequest) (string, AccessDecision, error) {
+	if err := ValidateKey(req.Key); err != nil {
+		return req.Key, AccessDecision{}, fmt.Errorf("%w: %w", ErrAccessDenied, err)
+	}
+	if ac == nil {
+		return req.Key, AccessDecision{Allow: true}, nil
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	d, err := ac.Authorize(ctx, req)
+	switch {
+	case err != nil:
+		return req.Key, AccessDecision{}, fmt.Errorf("%w: %s %s: %w", ErrAccessDenied, req.Action, req.Key, err)
+	case !d.Allow:
+		return req.Key, AccessDecision{}, fmt.Errorf("%w: %s", ErrAccessDenied, d.Reason)
+	case d.Key != "":
+		if err := ValidateKey(d.Key); err != nil {
+			if d.OnEnd != nil {
+				d.OnEnd()
+			}
+			return req.Key, AccessDecision{}, fmt.Errorf("%w: renamed to a bad key: %w", ErrAccessDenied, err)
+		}
+		return d.Key, d, nil
+	}
+	return req.Key, d, nil
 }
 
 // AllowAll is the AccessController used without a database or hooks: open publishing

@@ -21,6 +21,10 @@
 // Lock order: Hub.mu, then stream.mu, then Subscriber.mu. The publish path
 // ([Publisher.WritePacket]) takes only its stream's read lock and, one at a time,
 // each subscriber's mutex; it never blocks on a subscriber and never takes the hub
-// lock while the stream lock is held. The package starts no goroutines: time-based
+// lock while the stream lock is held. SubscribeOptions.WriteThrough callbacks owed by
+// WritePacket are made after the stream lock is released, from the publishing
+// goroutine (WritePacket, Flush or Close); Hub.Kick, which closes a publisher from
+// another goroutine, leaves them and wakes the subscribers' readers instead. The
+// package starts no goroutines: time-based
 // checks (SlowGrace, PlayWait) are made lazily when a packet is pushed or read.
 package relay

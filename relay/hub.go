@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -94,14 +95,15 @@ func (c Config) withDefaults() (Config, error) {
 // Hub.mu is taken to create, find and remove streams (Publish, Subscribe, Close of
 // publishers and subscribers, stats), never by Publisher.WritePacket's fast path.
 type Hub struct {
-	cfg Config         // immutable after New
-	lim limits         // immutable after New; cfg in the units of the push path
-	log zerolog.Logger // immutable after New; component=relay
+	lim atomic.Pointer[hubLimits] // never nil after New; replaced by SetLimits (limits.go)
+	log zerolog.Logger            // immutable after New; component=relay
 
 	mu      sync.Mutex
 	streams map[string]*stream // guarded by mu; a stream is here while it has a publisher or subscribers
 	closed  bool               // guarded by mu
 	tot     hubTotals          // cumulative counters for Stats
+	ends    endCounts          // ended subscribers by protocol and reason (ends.go)
+	events  events             // publish listeners (events.go); not guarded by mu
 }
 
 // New returns a hub. It fails if a Config field is negative.
@@ -110,18 +112,12 @@ func New(cfg Config, log zerolog.Logger) (*Hub, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Hub{
-		cfg: cfg,
-		lim: limits{
-			packets:   cfg.QueuePackets,
-			bytes:     cfg.QueueBytes,
-			durMS:     cfg.QueueDuration.Milliseconds(),
-			slowGrace: cfg.SlowGrace,
-			playWait:  cfg.PlayWait,
-		},
+	h := &Hub{
 		log:     log.With().Str("component", "relay").Logger(),
 		streams: make(map[string]*stream),
-	}, nil
+	}
+	h.lim.Store(newHubLimits(cfg))
+	return h, nil
 }
 
 // Close ends every publisher and subscriber: Read returns ErrClosed, Publish and
@@ -136,6 +132,7 @@ func (h *Hub) Close() {
 		return
 	}
 	h.closed = true
+	h.ends.shutdown.Store(true)
 	streams := h.streams
 	h.streams = nil
 	for _, st := range streams {
@@ -209,6 +206,7 @@ func (h *Hub) Publish(key string, info PublisherInfo) (*Publisher, error) {
 	}
 	st.log.Info().Str("protocol", info.Protocol).Str("remote", info.Remote).Msg("publisher started")
 	st.finishEvictions(evicted, ErrSlowSubscriber)
+	h.events.published(key, info) // events.go: listeners see the publish before its first packet
 	return p, nil
 }
 

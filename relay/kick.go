@@ -28,7 +28,8 @@ func (h *Hub) Kick(key string, may func(PublisherInfo) bool) error {
 	h.mu.Unlock()
 	p.st.log.Info().Str("protocol", p.info.Protocol).Str("remote", p.info.Remote).
 		Str("user", p.info.Owner).Msg("publisher kicked")
-	p.Close()
+	p.st.markKicked(p) // ends.go: its subscribers' ends count as kicked
+	p.close(false)     // not the publishing goroutine: its owed writes stay its own
 	if p.info.Kick != nil {
 		p.info.Kick()
 	}

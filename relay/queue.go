@@ -15,7 +15,13 @@ type queue struct {
 }
 
 // initialQueue is the first ring size: small, because most subscribers keep up.
-const initialQueue = 64
+const initialQueue = 16
+
+// keepQueue is the largest ring a drained queue keeps; a bigger one (grown by a join's
+// cached GOP or a burst) is freed when the queue drains, and the next push starts
+// again at initialQueue. Rings up to keepQueue are reused, so a subscriber that keeps
+// up allocates nothing.
+const keepQueue = 64
 
 // at returns the i-th oldest frame; 0 <= i < len(q.buf).
 func (q *queue) at(i int) *Frame {
@@ -73,6 +79,9 @@ func (q *queue) pop() Frame {
 	}
 	q.n--
 	q.account(f.Packet, -1)
+	if q.n == 0 && len(q.buf) > keepQueue {
+		q.buf, q.head = nil, 0
+	}
 	return f
 }
 

@@ -15,6 +15,11 @@ type PublisherInfo struct {
 	Protocol string // "rtmp", "rtmpt", ...
 	Remote   string // remote address
 	Query    string // the raw query string given after '?', kept for auth; never logged
+	// Mode is the publish type the client asked for: "live", "record" or "append"
+	// (RTMP's publish command's second argument, RTMP 1.0 §7.2.2.6), as sent; empty
+	// when the protocol has none. The hub does not act on it; OnPublish listeners
+	// (a recorder) do.
+	Mode string
 	// Owner is who answers for this publish (the role owning the stream key, from
 	// AccessDecision.Owner); empty when publishing is open. Hub.Kick shows it to its
 	// permission check.
@@ -90,6 +95,7 @@ func (st *stream) publish(info PublisherInfo) (*Publisher, []*Subscriber, error)
 	p := &Publisher{st: st, info: info, since: now, startIn: st.bytesIn.Load(), nextSample: now.Add(time.Second)}
 	st.pub = p
 	st.resetSession()
+	st.clearKickedLocked() // ends.go: a new publisher, its subscribers play again
 	var evicted []*Subscriber
 	for _, s := range st.subs {
 		if s.sessionStart(now) {
@@ -112,7 +118,7 @@ func (st *stream) subscribe(opts SubscribeOptions) *Subscriber {
 	if st.pub != nil {
 		st.joinLocked(s)
 	} else {
-		s.deadline = now.Add(st.hub.lim.playWait)
+		s.deadline = now.Add(s.lim.playWait)
 		s.wait = waitStart
 	}
 	s.mu.Unlock()
@@ -164,7 +170,8 @@ func (st *stream) record(p *Packet) {
 		}
 		*slot = p
 	default:
-		st.gop.add(p, st.hub.cfg.GOPFrames, st.hub.cfg.GOPBytes)
+		lim := &st.hub.lim.Load().cfg // SetLimits applies to the next frame
+		st.gop.add(p, lim.GOPFrames, lim.GOPBytes)
 	}
 }
 
@@ -226,10 +233,17 @@ type Publisher struct {
 
 	// Owned by the publisher's goroutine (WritePacket).
 	evicted    []*Subscriber // scratch, reused so that WritePacket does not allocate
+	direct     []*Subscriber // subscribers whose WriteThrough is owed (see Flush)
+	deferred   bool          // Flush was called: WritePacket leaves direct to Flush
+	heldSince  time.Time     // when direct became non-empty
+	onlyAudio  bool          // every packet published since heldSince is audio
+	hold       time.Duration // the longest hold FlushHoldingAudio asked for
 	nextSample time.Time     // when WritePacket next feeds the bitrate meter
 }
 
-// WritePacket publishes p. It never blocks on a subscriber. p must not change afterwards.
+// WritePacket publishes p. It never blocks on a subscriber: it queues p for each one,
+// and for idle subscribers with SubscribeOptions.WriteThrough it makes that call
+// (see Flush) after releasing the stream's locks. p must not change afterwards.
 // Only KindAudio, KindVideo and KindMetadata are accepted; other kinds, a nil packet
 // and packets written after Close are ignored.
 func (p *Publisher) WritePacket(pkt *Packet) {
@@ -250,10 +264,14 @@ func (p *Publisher) WritePacket(pkt *Packet) {
 	}
 	st.bytesIn.Add(int64(len(pkt.Payload)))
 	st.record(pkt)
-	ev := p.evicted[:0]
+	ev, direct := p.evicted[:0], p.direct
 	for _, s := range st.subs {
-		if s.push(pkt, now) {
+		evict, d := s.push(pkt, now)
+		if evict {
 			ev = append(ev, s)
+		}
+		if d {
+			direct = append(direct, s)
 		}
 	}
 	if !now.Before(p.nextSample) {
@@ -269,6 +287,54 @@ func (p *Publisher) WritePacket(pkt *Packet) {
 		clear(ev)
 	}
 	p.evicted = ev[:0]
+	if len(direct) > 0 && len(p.direct) == 0 {
+		p.heldSince, p.onlyAudio = now, true
+	}
+	if pkt.Kind != KindAudio {
+		p.onlyAudio = false
+	}
+	p.direct = direct
+	if !p.deferred || now.Sub(p.heldSince) >= max(maxHold, p.hold) {
+		p.flush()
+	}
+}
+
+// maxHold bounds how long WritePacket leaves WriteThrough calls to Flush.
+const maxHold = 10 * time.Millisecond
+
+// FlushHoldingAudio is Flush, except that when only audio was published since the
+// calls became owed, less than hold ago, it leaves them owed: the next video packet,
+// or the first Flush or WritePacket after hold, sends the audio with it. Audio comes
+// about 43 times a second and video 25, so a subscriber then gets about half the
+// writes (fewer system calls per player, like SRS's merged writes), at the price of up
+// to hold of added audio latency; video is never held. If the publisher sends
+// nothing more, held audio waits for its next packet or Close.
+func (p *Publisher) FlushHoldingAudio(hold time.Duration) {
+	p.deferred, p.hold = true, max(p.hold, hold)
+	if p.onlyAudio && len(p.direct) > 0 && time.Since(p.heldSince) < hold {
+		return
+	}
+	p.flush()
+}
+
+// Flush makes the SubscribeOptions.WriteThrough calls that WritePacket owes. After a
+// publisher's first Flush, WritePacket leaves them to the next Flush (for at most
+// 10 ms): a publisher that knows when its input runs dry (the RTMP server calls Flush
+// when reading would block) then sends every packet that arrived together to each
+// idle subscriber in one write. A publisher that never calls Flush needs not: until
+// then WritePacket makes the calls itself.
+func (p *Publisher) Flush() {
+	p.deferred = true
+	p.flush()
+}
+
+func (p *Publisher) flush() {
+	direct := p.direct
+	for _, s := range direct {
+		s.opts.WriteThrough(s)
+	}
+	clear(direct)
+	p.direct = direct[:0]
 }
 
 // SetMediaInfo records what is known about the media (for stats). Non-zero fields
@@ -281,13 +347,24 @@ func (p *Publisher) SetMediaInfo(mi MediaInfo) {
 }
 
 // Close unpublishes: subscribers get KindStreamEnd and stay attached. The first call
-// runs PublisherInfo.OnClose at the end. Idempotent.
-func (p *Publisher) Close() {
+// runs PublisherInfo.OnClose at the end. Idempotent. Like WritePacket and Flush, it
+// is called by the publishing goroutine (Hub.Kick, from any goroutine, closes
+// without touching the publishing goroutine's state).
+func (p *Publisher) Close() { p.close(true) }
+
+// close is Close; flushOwed says whether the caller owns the publisher's owed
+// WriteThrough calls (the publishing goroutine) and makes them first. Another
+// goroutine leaves them: the subscribers' ends wake their writers, which send
+// whatever is queued.
+func (p *Publisher) close(flushOwed bool) {
 	if p.closed.Swap(true) {
 		return
 	}
 	if p.info.OnClose != nil {
 		defer p.info.OnClose()
+	}
+	if flushOwed {
+		p.flush()
 	}
 	p.unpublish()
 }

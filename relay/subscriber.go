@@ -19,8 +19,22 @@ type SubscribeOptions struct {
 	// Viewers, if set, is how many viewers this subscriber stands for in
 	// StreamStats.Subscribers[Protocol], instead of one: a shared output such as one HLS
 	// muxer per stream serving many HTTP clients. It is called with the stream's read
-	// lock held, so it must be cheap and must not call back into the hub.
+	// lock or the subscriber's own lock held (stats, and Hub.SubscriberEnds when the
+	// subscriber ends), so it must be cheap and must not call back into the hub.
 	Viewers func() int
+	// WriteThrough, if set, lets the publisher's goroutine do the subscriber's output
+	// work itself, the way an event loop does: when a published packet is queued for
+	// an idle subscriber (its queue was empty), the publisher does not wake the
+	// subscriber's Read or Wait but, after releasing the hub's locks, calls
+	// WriteThrough(s). It must never block: typically it takes the queued frames with
+	// TryRead and writes them with a non-blocking write, and hands whatever it cannot
+	// finish at once to the subscriber's own goroutine with Wake. When it returns
+	// without taking the frames, that goroutine must be about to look at the queue
+	// again (it holds the output, see rtmp's writer) or be woken by WriteThrough.
+	// It saves one goroutine wake-up per packet and subscriber. Packets queued by
+	// anything but Publisher.WritePacket (joins, publisher start and end) still wake
+	// Read and Wait.
+	WriteThrough func(s *Subscriber)
 }
 
 // SubscriberStats counts what happened to one subscriber.
@@ -47,9 +61,11 @@ const reconnectGapMS = 1
 //
 // The stream's publisher pushes under the stream lock and s.mu; the subscriber's
 // goroutine pops in Read under s.mu. Read is meant to be called from one goroutine.
+// A subscriber with SubscribeOptions.WriteThrough is also taken from by the
+// publisher's goroutine (TryRead); its output then serialises the two itself.
 type Subscriber struct {
 	st     *stream          // immutable
-	lim    *limits          // immutable; the hub's
+	lim    *limits          // immutable; the hub's when s joined
 	opts   SubscribeOptions // immutable
 	since  time.Time        // immutable
 	notify chan struct{}    // capacity 1, never closed; signalled when the queue stops being empty or err is set
@@ -61,6 +77,7 @@ type Subscriber struct {
 	behind      bool      // guarded by mu; overflowed and has not caught up since
 	behindSince time.Time // guarded by mu; when behind became true
 	deadline    time.Time // guarded by mu; while no publisher is live: when Read gives up with ErrNoPublisher
+	endReason   string    // guarded by mu; End* reason given by a kick or by CloseReason (ends.go)
 
 	// Timestamp rebasing, guarded by mu: a frame's time is
 	// max(last, Packet.Timestamp - origin + base).
@@ -84,13 +101,14 @@ type limits struct {
 }
 
 func newSubscriber(st *stream, opts SubscribeOptions, now time.Time) *Subscriber {
+	lim := st.hub.queueLimits() // fixed for this subscriber's life (Hub.SetLimits)
 	return &Subscriber{
 		st:     st,
-		lim:    &st.hub.lim,
+		lim:    lim,
 		opts:   opts,
 		since:  now,
 		notify: make(chan struct{}, 1),
-		q:      queue{max: st.hub.lim.packets},
+		q:      queue{max: lim.packets},
 	}
 }
 
@@ -113,6 +131,7 @@ func (s *Subscriber) signal() {
 // setErrLocked ends s with err: the queue is released and Read wakes up.
 func (s *Subscriber) setErrLocked(err error) {
 	s.st.hub.tot.countEnd(err)
+	s.countEndLocked(err) // ends.go
 	s.err = err
 	s.q.release()
 	s.signal()
@@ -152,7 +171,8 @@ func (s *Subscriber) sessionStart(now time.Time) bool {
 		return false
 	}
 	s.startSessionLocked()
-	return s.pushLocked(startPacket, now)
+	ev, _ := s.pushLocked(startPacket, now, false)
+	return ev
 }
 
 // sessionEnd queues KindStreamEnd and starts the PlayWait clock. It reports whether
@@ -164,43 +184,53 @@ func (s *Subscriber) sessionEnd(now time.Time) bool {
 		return false
 	}
 	s.deadline = now.Add(s.lim.playWait)
-	return s.pushLocked(endPacket, now)
-}
-
-// push queues p without blocking. It reports true when this push evicted s as slow:
-// the caller must then, after releasing the stream lock, finish the eviction
-// (stream.finishEvictions). now is the publisher's clock for this packet.
-func (s *Subscriber) push(p *Packet, now time.Time) bool {
-	s.mu.Lock()
-	ev := s.pushLocked(p, now)
-	s.mu.Unlock()
+	ev, _ := s.pushLocked(endPacket, now, false)
+	if s.q.n > 1 {
+		// Frames queued before the end may be owed to WriteThrough by a publisher
+		// that did not close itself (Hub.Kick): wake the reader, which takes them all.
+		s.signal()
+	}
 	return ev
 }
 
-func (s *Subscriber) pushLocked(p *Packet, now time.Time) bool {
+// push queues p from Publisher.WritePacket without blocking. It reports evict when
+// this push evicted s as slow: the caller must then, after releasing the stream lock,
+// finish the eviction (stream.finishEvictions); and direct when the caller must call
+// SubscribeOptions.WriteThrough instead of s having woken its reader. now is the
+// publisher's clock for this packet.
+func (s *Subscriber) push(p *Packet, now time.Time) (evict, direct bool) {
+	s.mu.Lock()
+	evict, direct = s.pushLocked(p, now, s.opts.WriteThrough != nil)
+	s.mu.Unlock()
+	return evict, direct
+}
+
+// pushLocked queues p; with writeThrough, a push to an empty queue reports direct
+// instead of waking Read.
+func (s *Subscriber) pushLocked(p *Packet, now time.Time, writeThrough bool) (evict, direct bool) {
 	if s.err != nil {
-		return false
+		return false, false
 	}
 	if s.behind && now.Sub(s.behindSince) > s.lim.slowGrace {
 		s.setErrLocked(ErrSlowSubscriber)
-		return true
+		return true, false
 	}
 	video := p.isVideoFrame()
 	if video && s.wait != waitNone && !p.Keyframe {
 		if s.wait == waitDrop {
 			s.countDrops(1)
 		}
-		return false
+		return false, false
 	}
 	f := Frame{Packet: p, Timestamp: s.rebase(p)}
 	if !s.fits(f) {
 		accept, evict := s.overflow(f, now)
 		if evict {
 			s.setErrLocked(ErrSlowSubscriber)
-			return true
+			return true, false
 		}
 		if !accept {
-			return false
+			return false, false
 		}
 	}
 	s.q.push(f)
@@ -210,9 +240,12 @@ func (s *Subscriber) pushLocked(p *Packet, now time.Time) bool {
 	if s.q.n == 1 {
 		// Read only waits when it found the queue empty, so only this push needs to
 		// wake it; later pushes find the queue non-empty and skip the channel.
+		if writeThrough {
+			return false, true
+		}
 		s.signal()
 	}
-	return false
+	return false, false
 }
 
 // rebase returns p's time for this subscriber and advances s.last.
@@ -318,6 +351,36 @@ func (s *Subscriber) caughtUpLocked() bool {
 // If dst has no spare capacity, Read appends one frame (growing dst). Reading into a
 // reused dst with spare capacity allocates nothing.
 func (s *Subscriber) Read(ctx context.Context, dst []Frame) ([]Frame, error) {
+	return s.read(ctx, dst, true)
+}
+
+// Wait blocks like Read until a frame is queued (or Wake is called, or an error
+// ends s), but takes nothing: the caller then takes the frames with TryRead. A
+// writer that shares its output with SubscribeOptions.WriteThrough waits this way so
+// that taking frames and writing them happen under its own lock. It returns Read's
+// errors.
+func (s *Subscriber) Wait(ctx context.Context) error {
+	_, err := s.read(ctx, nil, false)
+	return err
+}
+
+// TryRead appends up to cap(dst)-len(dst) queued frames (at least one, if any are
+// queued) to dst without waiting, and returns it; it returns the error that ended s,
+// if any. It does not consume a Wake.
+func (s *Subscriber) TryRead(dst []Frame) ([]Frame, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return dst, s.err
+	}
+	if s.q.n > 0 {
+		dst = s.takeLocked(dst)
+	}
+	return dst, nil
+}
+
+// read is Read, and Wait when take is false.
+func (s *Subscriber) read(ctx context.Context, dst []Frame, take bool) ([]Frame, error) {
 	done := ctx.Done()
 	for {
 		select {
@@ -332,7 +395,9 @@ func (s *Subscriber) Read(ctx context.Context, dst []Frame) ([]Frame, error) {
 			return dst, err
 		}
 		if s.q.n > 0 {
-			dst = s.takeLocked(dst)
+			if take {
+				dst = s.takeLocked(dst)
+			}
 			s.mu.Unlock()
 			return dst, nil
 		}

@@ -67,6 +67,8 @@ func (b *batch) reset() {
 	b.own = b.own[:0]
 	clear(b.segs) // drop references to shared bodies
 	b.segs = b.segs[:0]
+	clear(b.iov)
+	b.iov = b.iov[:0]
 	b.size = 0
 }
 

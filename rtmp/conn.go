@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mtrelay/mtrelay/relay"
+	"github.com/mtrelay/mtrelay/relay/netio"
 	"github.com/mtrelay/mtrelay/rtmp/amf"
 	"github.com/mtrelay/mtrelay/rtmp/chunk"
 )
@@ -36,8 +37,10 @@ const (
 // maxStreamsPerConn caps createStream per connection.
 const maxStreamsPerConn = 16
 
-// conn is one RTMP connection. Its run goroutine is the only reader; its writer
-// goroutine is the only writer of nc once the handshake is done.
+// conn is one RTMP connection. Its run goroutine is the only reader. Once the
+// handshake is done, nc is written by its writer goroutine and, for a plain TCP
+// player, by the publisher's goroutine through the writer (writer.writeThrough), one
+// at a time under the writer's wmu.
 type conn struct {
 	srv      *Server  // immutable
 	nc       net.Conn // immutable; closed by run's exit, Server.Close, eviction, writer errors
@@ -46,14 +49,16 @@ type conn struct {
 	protocol string   // immutable: rtmp, rtmps, rtmpt, rtmpts
 	log      zerolog.Logger
 	start    time.Time
-	w        *writer // immutable after handshake
+	w        *writer     // immutable after handshake
+	raw      *netio.Conn // immutable; raw-syscall I/O on plain TCP (Linux), else nil
 	// evicted is the hub's reason for cutting off a slow player, set by OnEvict before
 	// it closes nc; run logs it instead of the read or write error that follows.
 	evicted atomic.Pointer[error]
 	kicked  atomic.Bool // set by relay.Hub.Kick before it closes nc
 
 	// Owned by run.
-	br         *bufio.Reader
+	subEnd     string    // why a play ends when the connection does (relay.End*), set by run
+	br         io.Reader // buffered: raw (relay/netio), or a bufio.Reader
 	cr         *chunk.Reader
 	app        string
 	tcURL      string
@@ -65,6 +70,7 @@ type conn struct {
 	lastKey    string // the last stream published or played, for the close log
 	lastAck    uint64
 	scratch    []byte
+	queued     int64 // bytes handed to the writer by send (flushReplies)
 }
 
 // netStream is one message stream made by createStream. Owned by conn.run.
@@ -77,6 +83,7 @@ type netStream struct {
 	ts     tsUnwrapper
 	play   bool
 	haveTS bool
+	vod    *vodPlay // a recorded file being played (vod.go), else nil
 }
 
 // tsUnwrapper turns 32-bit RTMP timestamps into a 64-bit clock. Deltas are taken as
@@ -107,9 +114,28 @@ func newConn(s *Server, nc net.Conn) *conn {
 		start:      time.Now(),
 		streams:    make(map[uint32]*netStream),
 		peerWindow: 2500000,
+		raw:        netio.New(nc),
 	}
 	c.log = s.log.With().Uint64("conn", c.id).Str("remote", c.remote).Str("protocol", c.protocol).Logger()
+	if c.raw != nil {
+		c.raw.OnDrain = c.flushPublished
+	}
 	return c
+}
+
+// flushPublished sends what this connection published to the players the relay left
+// it for (relay.Publisher.Flush). Called by run when its input runs dry.
+func (c *conn) flushPublished() {
+	hold := c.srv.cfg.WriteCoalesce
+	for _, ns := range c.streams {
+		switch {
+		case ns.pub == nil:
+		case hold > 0:
+			ns.pub.FlushHoldingAudio(hold) // --write-coalesce
+		default:
+			ns.pub.Flush()
+		}
+	}
 }
 
 func protocolOf(nc net.Conn) string {
@@ -144,6 +170,14 @@ func (c *conn) run(ctx context.Context) {
 	if ep := c.evicted.Load(); ep != nil {
 		err = fmt.Errorf("play: %w", *ep)
 	}
+	// A player's subscriber ends for the connection's reason (Hub.SubscriberEnds):
+	// its write timeout or its bad input, else its client left.
+	switch closeReasonIndex(err, c.kicked.Load(), c.srv.base.Err() != nil) {
+	case iTimeout:
+		c.subEnd = relay.EndTimeout
+	case iBadInput:
+		c.subEnd = relay.EndBadInput
+	}
 	c.endAll("connection closed")
 	c.countEnd(err)
 	var in uint64
@@ -175,8 +209,12 @@ func (c *conn) serve(ctx context.Context) (err error) {
 			err = fmt.Errorf("%w: panic: %v", errProtocol, r)
 		}
 	}()
-	cfg := &c.srv.cfg
-	c.br = bufio.NewReaderSize(c.nc, 4<<10)
+	cfg := c.srv.connConfig() // the timeouts as of now (Server.SetTimeouts)
+	if c.raw != nil {
+		c.br = c.raw // buffers only while data is waiting
+	} else {
+		c.br = bufio.NewReaderSize(c.nc, 4<<10)
+	}
 	c.nc.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
 	if err := serverHandshake(struct {
 		io.Reader
@@ -357,7 +395,7 @@ func (c *conn) onCommand(ctx context.Context, m *chunk.Message, body []byte) err
 	}
 	switch name {
 	case "connect":
-		return c.onConnect(txn, amfProps(arg(0)))
+		return c.onConnect(ctx, txn, amfProps(arg(0)))
 	case "createStream":
 		if len(c.streams) >= maxStreamsPerConn {
 			c.sendCommand(0, "_error", txn, nil, status{"error", "NetConnection.Call.Failed", "too many streams"})
@@ -373,7 +411,9 @@ func (c *conn) onCommand(ctx context.Context, m *chunk.Message, body []byte) err
 	case "publish":
 		c.onPublish(ctx, m.StreamID, amfStr(arg(1)), amfStr(arg(2)))
 	case "play":
-		c.onPlay(ctx, m.StreamID, amfStr(arg(1)))
+		c.onPlay(ctx, m.StreamID, amfStr(arg(1)), amfNum(arg(2)))
+	case "seek", "pause", "pauseRaw":
+		c.onVODCommand(m.StreamID, name, args) // vod.go
 	case "getStreamLength":
 		c.sendCommand(0, "_result", txn, nil, float64(0))
 	case "FCUnpublish":
@@ -410,15 +450,28 @@ func stripQuery(name string) string {
 	return name
 }
 
-func (c *conn) onConnect(txn float64, props map[string]any) error {
+func (c *conn) onConnect(ctx context.Context, txn float64, props map[string]any) error {
 	if c.connected {
 		return fmt.Errorf("%w: second connect", errProtocol)
 	}
-	app := strings.Trim(stripQuery(amfStr(props["app"])), "/")
+	rawApp := amfStr(props["app"])
+	app := strings.Trim(stripQuery(rawApp), "/")
 	c.tcURL = amfStr(props["tcUrl"])
-	if app == "" || strings.ContainsAny(app, "/\x00") || len(app) > 128 {
+	if !validApp(app) {
+		c.sendControl(typeSetChunkSize, be32(c.srv.cfg.ChunkSize))
 		c.sendCommand(0, "_error", txn, nil, status{"error", "NetConnection.Connect.InvalidApp", "invalid app name"})
+		c.flushReplies()
 		return fmt.Errorf("%w: invalid app %q", errProtocol, app)
+	}
+	// The access chain (the on_connect hook) decides before the answer; it may name
+	// another app. A refusal gets _error, reaches the peer, then the connection closes.
+	if err := c.authorizeConnect(ctx, &app, rawApp, amfStr(props["flashVer"])); err != nil {
+		c.log.Warn().Str("app", app).Str("tc_url", redactURL(c.tcURL)).Err(err).Msg("connect refused")
+		// Our messages are chunked at ChunkSize: announce it first, as on success.
+		c.sendControl(typeSetChunkSize, be32(c.srv.cfg.ChunkSize))
+		c.sendCommand(0, "_error", txn, nil, status{"error", "NetConnection.Connect.Rejected", err.Error()})
+		c.flushReplies()
+		return err
 	}
 	c.app = app
 	c.connected = true
@@ -436,6 +489,53 @@ func (c *conn) onConnect(txn float64, props map[string]any) error {
 	c.sendCommand(0, "onBWDone", 0, nil)
 	c.log.Info().Str("app", app).Str("tc_url", redactURL(c.tcURL)).Str("flash_ver", amfStr(props["flashVer"])).Msg("connect")
 	return nil
+}
+
+// validApp reports whether app can be the app of stream keys.
+func validApp(app string) bool {
+	return app != "" && !strings.ContainsAny(app, "/\x00") && len(app) <= 128 && relay.ValidateKey(app+"/x") == nil
+}
+
+// authorizeConnect asks the server's AccessController about a connect to *app
+// (relay.ActionConnect: Key is the app, Query the tcUrl's query, else the app's) and
+// sets *app to the app it renames it to. A refusal is an error wrapping
+// relay.ErrAccessDenied that says why.
+func (c *conn) authorizeConnect(ctx context.Context, app *string, rawApp, flashVer string) error {
+	_, query, _ := strings.Cut(c.tcURL, "?")
+	if query == "" {
+		_, query, _ = strings.Cut(rawApp, "?")
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.srv.cfg.AccessTimeout)
+	defer cancel()
+	d, err := c.srv.cfg.Access.Authorize(ctx, relay.AccessRequest{
+		Action: relay.ActionConnect, Key: *app, Query: query, Protocol: c.protocol, Remote: c.remote,
+		TCURL: redactURL(c.tcURL), FlashVer: flashVer,
+	})
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: connect %s: %w", relay.ErrAccessDenied, *app, err)
+	case !d.Allow:
+		return fmt.Errorf("%w: %s", relay.ErrAccessDenied, d.Reason)
+	case d.Key != "" && !validApp(d.Key):
+		return fmt.Errorf("%w: renamed to a bad app %q", relay.ErrAccessDenied, d.Key)
+	case d.Key != "":
+		*app = d.Key
+	}
+	return nil
+}
+
+// flushReplies waits, at most WriteTimeout, until the writer has written everything
+// send queued, so that a refusal reaches the peer before the connection closes. Only
+// for use before a play: the writer's byte count then holds replies alone.
+func (c *conn) flushReplies() {
+	deadline := time.Now().Add(c.srv.cfg.WriteTimeout)
+	for c.w.bytesOut.Load() < c.queued && time.Now().Before(deadline) {
+		select {
+		case <-c.w.done:
+			return
+		case <-time.After(time.Millisecond):
+		}
+	}
 }
 
 // redactURL drops the query of a URL for logs (stream keys live there).
@@ -466,7 +566,7 @@ func (c *conn) onPublish(ctx context.Context, sid uint32, name, typ string) {
 	}
 	// Kick (relay.Hub.Kick) closes the socket; run then ends and unpublishes.
 	pub, err := c.srv.hub.Publish(key, relay.PublisherInfo{Protocol: c.protocol, Remote: c.remote, Query: query,
-		Owner: d.Owner, Kick: func() { c.kicked.Store(true); c.nc.Close() }, OnClose: d.OnEnd})
+		Mode: typ, Owner: d.Owner, Kick: func() { c.kicked.Store(true); c.nc.Close() }, OnClose: d.OnEnd})
 	if err != nil {
 		if d.OnEnd != nil {
 			d.OnEnd() // allowed, but it never started
@@ -492,7 +592,7 @@ func (c *conn) authorize(ctx context.Context, action relay.Action, key, query st
 	ctx, cancel := context.WithTimeout(ctx, c.srv.cfg.AccessTimeout)
 	defer cancel()
 	d, err := c.srv.cfg.Access.Authorize(ctx, relay.AccessRequest{
-		Action: action, Key: key, Query: query, Protocol: c.protocol, Remote: c.remote,
+		Action: action, Key: key, Query: query, Protocol: c.protocol, Remote: c.remote, TCURL: redactURL(c.tcURL),
 	})
 	switch {
 	case err != nil:
@@ -511,17 +611,38 @@ func (c *conn) authorize(ctx context.Context, action relay.Action, key, query st
 	return key, d, nil
 }
 
-func (c *conn) onPlay(ctx context.Context, sid uint32, name string) {
+// onPlay handles play(name, start): start is NaN when absent (see openVOD for what it
+// selects when Config.VOD is set).
+func (c *conn) onPlay(ctx context.Context, sid uint32, name string, start float64) {
 	ns := c.stream(sid)
-	key, query := relay.Key(c.app, name)
 	if ns == nil || ns.pub != nil || c.w.playing() {
 		c.sendStatus(sid, "error", "NetStream.Play.Failed", "one play per connection")
+		return
+	}
+	// The access decision comes first: a refused client never makes the relay open
+	// and index a file.
+	keyName := name
+	if c.srv.cfg.VOD != nil {
+		keyName = vodKeyName(name) // vod.go: "flv:x" and "x.flv" are the stream x
+	}
+	key, query := relay.Key(c.app, keyName)
+	if err := relay.ValidateKey(key); err != nil {
+		c.log.Info().Str("name", name).Err(err).Msg("play refused")
+		c.sendStatus(sid, "error", "NetStream.Play.StreamNotFound", "no such stream or file")
 		return
 	}
 	key, _, err := c.authorize(ctx, relay.ActionPlay, key, query)
 	if err != nil {
 		c.log.Warn().Str("stream", key).Err(err).Msg("play refused")
 		c.sendStatus(sid, "error", "NetStream.Play.Failed", err.Error())
+		return
+	}
+	vf, _, ok := c.openVOD(sid, name, start) // vod.go: a recorded file, or nil for live
+	if !ok {
+		return
+	}
+	if vf != nil {
+		c.playVOD(ctx, ns, sid, key, vf, start)
 		return
 	}
 	sub, err := c.srv.hub.Subscribe(key, relay.SubscribeOptions{
@@ -536,6 +657,7 @@ func (c *conn) onPlay(ctx context.Context, sid uint32, name string) {
 				c.nc.Close()
 			}
 		},
+		WriteThrough: c.w.writeThroughHook(),
 	})
 	if err != nil {
 		c.log.Warn().Str("stream", key).Err(err).Msg("play refused")
@@ -555,6 +677,10 @@ func (c *conn) onPlay(ctx context.Context, sid uint32, name string) {
 
 // endStream ends a publish or play on ns.
 func (c *conn) endStream(ns *netStream, why string) {
+	if ns.vod != nil {
+		c.endVOD(ns, why) // vod.go
+		return
+	}
 	if ns.pub != nil {
 		ns.pub.Close()
 		c.log.Info().Str("stream", ns.key).Int64("bytes", ns.bytes).Dur("duration", time.Since(ns.since)).Str("reason", why).Msg("unpublish")
@@ -564,7 +690,7 @@ func (c *conn) endStream(ns *netStream, why string) {
 		ns.play = false
 		c.srv.players.Add(-1)
 		if c.w != nil {
-			st := c.w.stopPlay()
+			st := c.w.stopPlay(c.subEnd)
 			c.log.Info().Str("stream", ns.key).Int64("packets", st.Packets).Int64("bytes", st.Bytes).
 				Int64("dropped", st.Dropped).Dur("duration", time.Since(ns.since)).Str("reason", why).Msg("play ended")
 		}
@@ -603,7 +729,9 @@ func (c *conn) sendData(sid uint32, vals ...any) {
 func (c *conn) send(b []byte) {
 	if !c.w.enqueue(b) {
 		c.backlogged = true
+		return
 	}
+	c.queued += int64(len(b))
 }
 
 // appendCommand appends an AMF0 command or data message as chunks.

@@ -52,6 +52,10 @@ type Config struct {
 	// player, more audio latency, like SRS's merged writes). Video is never held.
 	// Default 0: every batch is written at once.
 	WriteCoalesce time.Duration
+	// VOD, when set, lets play reach recorded files (vod.go): a name that is not
+	// live but names a file plays the file at real-time pace, with seek and pause.
+	// nil: live streams only.
+	VOD VODSource
 }
 
 func (c *Config) setDefaults() error {
@@ -108,11 +112,12 @@ type Server struct {
 	stop context.CancelFunc
 
 	nextID   atomic.Uint64
-	maxConns atomic.Int64   // Config.MaxConns, changed live by SetMaxConns
-	active   atomic.Int64   // connections being served
-	players  atomic.Int64   // plays in progress
-	stats    serverStats    // cumulative counters for Stats
-	wg       sync.WaitGroup // connection goroutines started by Serve and ServeConn
+	maxConns atomic.Int64             // Config.MaxConns, changed live by SetMaxConns
+	timeouts atomic.Pointer[Timeouts] // Config's timeouts, changed live by SetTimeouts; read once per connection
+	active   atomic.Int64             // connections being served
+	players  atomic.Int64             // plays in progress
+	stats    serverStats              // cumulative counters for Stats
+	wg       sync.WaitGroup           // connection goroutines started by Serve and ServeConn
 
 	mu    sync.Mutex
 	conns map[*conn]struct{} // guarded by mu
@@ -136,7 +141,30 @@ func New(cfg Config, log zerolog.Logger, hub *relay.Hub) (*Server, error) {
 		conns: make(map[*conn]struct{}),
 	}
 	s.maxConns.Store(int64(cfg.MaxConns))
+	s.timeouts.Store(&Timeouts{HandshakeTimeout: cfg.HandshakeTimeout, IdleTimeout: cfg.IdleTimeout})
 	return s, nil
+}
+
+// Timeouts are the Config timeouts SetTimeouts changes.
+type Timeouts struct{ HandshakeTimeout, IdleTimeout time.Duration }
+
+// SetTimeouts changes Config.HandshakeTimeout and Config.IdleTimeout while the server
+// runs (a config reload), for connections accepted from now on; running connections
+// keep theirs.
+func (s *Server) SetTimeouts(t Timeouts) error {
+	if t.HandshakeTimeout <= 0 || t.IdleTimeout <= 0 {
+		return fmt.Errorf("rtmp: timeouts must be positive (handshake %s, idle %s)", t.HandshakeTimeout, t.IdleTimeout)
+	}
+	s.timeouts.Store(&t)
+	return nil
+}
+
+// connConfig returns the configuration a connection starting now runs with.
+func (s *Server) connConfig() *Config {
+	c := s.cfg
+	t := s.timeouts.Load()
+	c.HandshakeTimeout, c.IdleTimeout = t.HandshakeTimeout, t.IdleTimeout
+	return &c
 }
 
 // SetMaxConns changes Config.MaxConns while the server runs (a config reload). It

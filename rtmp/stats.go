@@ -20,6 +20,7 @@ const (
 	CloseNoPublisher = "no_publisher"  // a player waited longer than the hub's PlayWait
 	CloseKicked      = "kicked"        // relay.Hub.Kick
 	CloseBadInput    = "bad_input"     // protocol, chunk or AMF error from the peer, a recovered panic, or a peer that reads none of its replies
+	CloseRefused     = "refused"       // Config.Access refused its connect (allow list, --on-connect hook)
 	CloseShutdown    = "shutdown"      // Server.Close or the hub closing
 )
 
@@ -39,6 +40,7 @@ const (
 	iNoPublisher
 	iKicked
 	iBadInput
+	iRefused
 	iShutdown
 	closeReasonsN
 )
@@ -52,7 +54,7 @@ const (
 )
 
 var (
-	closeReasons     = [closeReasonsN]string{CloseClient, CloseTimeout, CloseSlow, CloseNoPublisher, CloseKicked, CloseBadInput, CloseShutdown}
+	closeReasons     = [closeReasonsN]string{CloseClient, CloseTimeout, CloseSlow, CloseNoPublisher, CloseKicked, CloseBadInput, CloseRefused, CloseShutdown}
 	handshakeReasons = [handshakeReasonsN]string{HandshakeTimeout, HandshakeBad, HandshakeClosed, HandshakeRefused}
 )
 
@@ -117,6 +119,8 @@ func closeReasonIndex(err error, kicked, shuttingDown bool) int {
 		return iKicked
 	case errors.Is(err, relay.ErrClosed), errors.Is(err, context.Canceled), shuttingDown:
 		return iShutdown
+	case errors.Is(err, relay.ErrAccessDenied):
+		return iRefused
 	case err == nil, isClosing(err):
 		return iClient
 	case errors.Is(err, errProtocol), errors.Is(err, errBacklog), isChunkError(err):

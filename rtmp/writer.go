@@ -22,17 +22,26 @@ const maxPendingControl = 1 << 20
 // errBacklog closes a connection that makes us queue replies it does not read.
 var errBacklog = errors.New("rtmp: peer does not read its replies (over 1 MiB queued)")
 
-// writer is the only goroutine that writes to a connection after the handshake. The
-// reader queues control and command messages (already chunked) with enqueue; media
-// comes from the relay subscriber. Everything gathered in one round goes out in one
-// Write, so a player costs one syscall per batch, not per chunk (go-rtmp flushes
-// every chunk).
+// writer owns a connection's output after the handshake. The reader queues control
+// and command messages (already chunked) with enqueue; media comes from the relay
+// subscriber. Everything gathered in one round goes out in one Write, so a player
+// costs one syscall per batch, not per chunk (go-rtmp flushes every chunk).
+//
+// Two goroutines write: run, the connection's writer goroutine, and, on plain TCP, the
+// publisher's goroutine through writeThrough (relay.SubscribeOptions.WriteThrough).
+// Whoever holds wmu takes frames from the subscriber and writes them, so frames go
+// out in queue order. writeThrough only ever tries wmu and makes one non-blocking
+// writev; whatever it cannot finish (a full socket buffer, an error, pending replies)
+// it leaves to run, which it wakes. run waits for media with Subscriber.Wait, without
+// wmu, and takes it with TryRead under wmu.
 type writer struct {
-	c        *conn
-	wake     chan struct{} // 1-buffered; signalled when pending grows or play starts/stops
-	done     chan struct{} // closed by run when it returns
-	err      error         // why run returned; written by run before done is closed
-	bytesOut atomic.Int64
+	c          *conn
+	wake       chan struct{} // 1-buffered; signalled when pending grows or play starts/stops
+	done       chan struct{} // closed by run when it returns
+	err        error         // why run returned; written by run before done is closed
+	bytesOut   atomic.Int64
+	hasPending atomic.Bool                // pending is not empty (set by enqueue, cleared by run)
+	direct     atomic.Pointer[directPlay] // the play writeThrough serves; nil when none
 
 	mu      sync.Mutex
 	pending []byte            // guarded by mu: chunked control messages to send
@@ -40,8 +49,44 @@ type writer struct {
 	sid     uint32            // guarded by mu: message stream id of the play
 	key     string            // guarded by mu
 
-	flat     []byte    // owned by run: a batch flattened for non-TCP connections
-	deadline time.Time // owned by run: the write deadline set on the connection
+	wmu      sync.Mutex // held to take frames from sub and write them: by run or writeThrough
+	rest     [][]byte   // guarded by wmu: what writeThrough could not write; run writes it next
+	restSc   *scratch   // guarded by wmu: the scratch rest points into, until it is written
+	werr     error      // guarded by wmu: writeThrough's write error; run returns it
+	started  bool       // guarded by wmu: a KindStreamStart was seen
+	deadline time.Time  // guarded by wmu: the write deadline set on the connection
+	flat     []byte     // guarded by wmu: a batch flattened for non-TCP connections
+}
+
+// directPlay is the play a writer's writeThrough serves.
+type directPlay struct {
+	sub *relay.Subscriber
+	sid uint32
+}
+
+// scratch is what a writer needs only while it writes: a batch and the frames taken
+// from the subscriber. Players are idle nearly all the time, so scratches are pooled
+// rather than kept per connection.
+type scratch struct {
+	b      batch
+	frames []relay.Frame
+}
+
+var scratchPool = sync.Pool{New: func() any {
+	return &scratch{b: batch{own: make([]byte, 0, 1<<10)}, frames: make([]relay.Frame, 0, 64)}
+}}
+
+func getScratch() *scratch { return scratchPool.Get().(*scratch) }
+
+// putScratch returns sc to the pool without references to packets.
+func putScratch(sc *scratch) {
+	sc.b.reset()
+	if cap(sc.b.own) > 64<<10 {
+		sc.b.own = make([]byte, 0, 1<<10) // a whole message copied for one player (extended timestamps)
+	}
+	clear(sc.frames[:cap(sc.frames)])
+	sc.frames = sc.frames[:0]
+	scratchPool.Put(sc)
 }
 
 func newWriter(c *conn) *writer {
@@ -68,6 +113,7 @@ func (w *writer) enqueue(b []byte) bool {
 		return false
 	}
 	w.pending = append(w.pending, b...)
+	w.hasPending.Store(true)
 	sub := w.sub
 	w.mu.Unlock()
 	w.signal()
@@ -83,16 +129,30 @@ func (w *writer) playing() bool {
 	return w.sub != nil
 }
 
+// writeThroughHook returns the relay.SubscribeOptions.WriteThrough for a play on
+// this connection, or nil when the publisher's goroutine cannot write for it: the
+// connection is not plain TCP (TLS, RTMPT). Config.WriteCoalesce then holds audio on
+// the publisher's side (relay.Publisher.FlushHoldingAudio), not in run.
+func (w *writer) writeThroughHook() func(*relay.Subscriber) {
+	if w.c.raw == nil {
+		return nil
+	}
+	return w.writeThrough
+}
+
 // play hands a subscriber to the writer. Messages queued before stay ahead of its media.
 func (w *writer) play(sub *relay.Subscriber, sid uint32, key string) {
 	w.mu.Lock()
 	w.sub, w.sid, w.key = sub, sid, key
 	w.mu.Unlock()
+	w.direct.Store(&directPlay{sub: sub, sid: sid})
 	w.signal()
 }
 
-// stopPlay detaches the subscriber and returns what it delivered.
-func (w *writer) stopPlay() relay.SubscriberStats {
+// stopPlay detaches the subscriber, ending it for reason (relay.Subscriber.CloseReason;
+// "": its client left), and returns what it delivered.
+func (w *writer) stopPlay(reason string) relay.SubscriberStats {
+	w.direct.Store(nil)
 	w.mu.Lock()
 	sub := w.sub
 	w.sub = nil
@@ -100,7 +160,7 @@ func (w *writer) stopPlay() relay.SubscriberStats {
 	var st relay.SubscriberStats
 	if sub != nil {
 		st = sub.Stats()
-		sub.Close()
+		sub.CloseReason(reason)
 		sub.Wake()
 	}
 	w.signal()
@@ -123,83 +183,192 @@ func (w *writer) run(ctx context.Context) {
 
 func (w *writer) loop(ctx context.Context) error {
 	var (
-		b        = &batch{own: make([]byte, 0, 1<<10)}
-		frames   = make([]relay.Frame, 0, 64)
-		woken    *relay.Subscriber // the subscriber whose Read ctx cancellation wakes
+		woken    *relay.Subscriber // the subscriber whose Wait ctx cancellation wakes
 		unwake   = func() bool { return false }
 		coalesce *time.Timer // wakes woken after Config.WriteCoalesce; nil when off
-		cs       = w.c.srv.cfg.ChunkSize
-		started  bool // a KindStreamStart was seen
-		spare    []byte
 	)
+	defer func() { unwake() }()
 	for {
-		b.reset()
 		w.mu.Lock()
 		ctrl := w.pending
-		w.pending = spare[:0]
+		w.pending = nil // replies are rare: an idle connection keeps no buffer for them
+		w.hasPending.Store(false)
 		sub, sid := w.sub, w.sid
 		w.mu.Unlock()
-		b.addOwn(ctrl)
-		spare = ctrl
 
-		if sub != nil && len(ctrl) == 0 {
-			if sub != woken {
-				// Read without a cancellable context (a cheaper wait per packet); ctx's
-				// end wakes it instead.
-				unwake()
-				unwake, woken = context.AfterFunc(ctx, sub.Wake), sub
-				if coalesce != nil {
-					coalesce.Stop()
-				}
-				if w.c.srv.cfg.WriteCoalesce > 0 {
-					coalesce = time.AfterFunc(time.Hour, sub.Wake)
-					coalesce.Stop()
-				}
+		if sub != nil && sub != woken {
+			// Wait without a cancellable context (a cheaper wait per packet); ctx's
+			// end wakes it instead.
+			unwake()
+			unwake, woken = context.AfterFunc(ctx, sub.Wake), sub
+			if coalesce != nil {
+				coalesce.Stop()
 			}
-			var err error
-			frames, err = sub.Read(context.Background(), frames[:0])
-			if err == nil && len(frames) == 0 && ctx.Err() != nil {
-				err = ctx.Err()
+			if w.c.srv.cfg.WriteCoalesce > 0 && w.c.raw == nil {
+				// TCP players get their audio held by the publisher (writeThroughHook).
+				coalesce = time.AfterFunc(time.Hour, sub.Wake)
+				coalesce.Stop()
+			}
+		}
+		if sub != nil && len(ctrl) == 0 {
+			err := sub.Wait(context.Background())
+			if ctx.Err() != nil {
+				return ctx.Err()
 			}
 			if err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
 				if !w.stillPlaying(sub) {
 					continue // stopPlay closed it
 				}
 				return w.endPlay(err, sid)
 			}
-			if coalesce != nil && audioOnly(frames) {
-				frames = w.gatherAudio(sub, frames, coalesce)
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-			}
-			for i := range frames {
-				w.addFrame(b, cs, sid, &frames[i], &started)
-				frames[i].Packet = nil
-				if b.size >= flushBytes {
-					if err := w.write(b); err != nil {
-						return err
-					}
-					b.reset()
-				}
-			}
 		}
-		if b.size > 0 {
-			if err := w.write(b); err != nil {
-				return err
-			}
-			continue
+		w.wmu.Lock()
+		sent, rerr, werr := w.flushLocked(ctx, ctrl, sub, sid, coalesce)
+		w.wmu.Unlock()
+		if werr != nil {
+			return werr
 		}
-		if sub == nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if rerr != nil {
+			if !w.stillPlaying(sub) {
+				continue // stopPlay closed it
+			}
+			return w.endPlay(rerr, sid)
+		}
+		if sub == nil && !sent {
 			select {
 			case <-w.wake:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
 		}
+	}
+}
+
+// flushLocked writes, in order, what writeThrough left, the control messages ctrl and
+// the frames queued for sub (blocking until they are written). It reports whether it
+// wrote anything, the subscriber's error (after writing ctrl) and a write error. wmu
+// must be held.
+func (w *writer) flushLocked(ctx context.Context, ctrl []byte, sub *relay.Subscriber, sid uint32, coalesce *time.Timer) (sent bool, rerr, werr error) {
+	if w.werr != nil {
+		return false, nil, w.werr
+	}
+	if err := w.writeRestLocked(); err != nil {
+		return false, nil, err
+	}
+	sc := getScratch()
+	defer putScratch(sc)
+	b := &sc.b
+	b.addOwn(ctrl)
+	if sub != nil {
+		frames, err := sub.TryRead(sc.frames)
+		if err != nil {
+			rerr = err
+		} else if coalesce != nil && audioOnly(frames) {
+			frames = w.gatherAudio(sub, frames, coalesce)
+			if ctx.Err() != nil {
+				sc.frames = frames
+				return sent, nil, nil
+			}
+		}
+		sc.frames = frames
+		cs := w.c.srv.cfg.ChunkSize
+		for i := range frames {
+			w.addFrame(b, cs, sid, &frames[i])
+			frames[i].Packet = nil
+			if b.size >= flushBytes {
+				if err := w.write(b); err != nil {
+					return true, nil, err
+				}
+				sent = true
+				b.reset()
+			}
+		}
+	}
+	if b.size > 0 {
+		if err := w.write(b); err != nil {
+			return true, nil, err
+		}
+		sent = true
+	}
+	return sent, rerr, nil
+}
+
+// writeRestLocked writes what writeThrough left, waiting as long as the write
+// deadline allows (plain TCP only). wmu must be held.
+func (w *writer) writeRestLocked() error {
+	if w.rest == nil {
+		return nil
+	}
+	w.touchDeadline()
+	n, err := w.c.raw.Writev(w.rest)
+	w.bytesOut.Add(n)
+	w.rest = nil
+	putScratch(w.restSc)
+	w.restSc = nil
+	if err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	return nil
+}
+
+// writeThrough is relay.SubscribeOptions.WriteThrough for plain TCP players: the
+// publisher's goroutine, right after queueing a packet for this idle player, takes it
+// and writes it with one non-blocking writev, as an event loop would, instead of
+// waking run. It never waits: when run holds the output, it leaves the packet to run
+// (which looks at the queue again before it waits); what the socket does not take
+// at once, an error, or pending replies are handed to run with Wake.
+func (w *writer) writeThrough(sub *relay.Subscriber) {
+	if !w.wmu.TryLock() {
+		return
+	}
+	defer w.wmu.Unlock()
+	d := w.direct.Load()
+	if d == nil || d.sub != sub {
+		return // play has not reached run yet (play wakes it) or has ended
+	}
+	if w.rest != nil || w.werr != nil || w.hasPending.Load() {
+		sub.Wake()
+		return
+	}
+	sc := getScratch()
+	frames, err := sub.TryRead(sc.frames)
+	sc.frames = frames
+	if err != nil || len(frames) == 0 {
+		putScratch(sc)
+		if err != nil {
+			sub.Wake() // run ends the play
+		}
+		return
+	}
+	if len(frames) == cap(frames) {
+		sub.Wake() // there may be more: run takes them
+	}
+	b := &sc.b
+	cs := w.c.srv.cfg.ChunkSize
+	for i := range frames {
+		w.addFrame(b, cs, d.sid, &frames[i])
+		frames[i].Packet = nil
+	}
+	if b.size == 0 {
+		putScratch(sc)
+		return
+	}
+	w.touchDeadline()
+	n, rest, err := w.c.raw.TryWritev(b.buffers())
+	w.bytesOut.Add(n)
+	switch {
+	case err != nil:
+		w.werr = fmt.Errorf("write: %w", err)
+		putScratch(sc)
+		sub.Wake()
+	case rest != nil:
+		w.rest, w.restSc = rest, sc // run writes the rest, then frees sc
+		sub.Wake()
+	default:
+		putScratch(sc)
 	}
 }
 
@@ -242,6 +411,15 @@ func (w *writer) stillPlaying(sub *relay.Subscriber) bool {
 // endPlay tells the player why its stream ended, when it still can, and returns the
 // reason the connection closes.
 func (w *writer) endPlay(err error, sid uint32) error {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	if w.werr != nil {
+		return w.werr
+	}
+	// Finish the message writeThrough started, so the status follows whole chunks.
+	if werr := w.writeRestLocked(); werr != nil {
+		return fmt.Errorf("play: %w", err)
+	}
 	cs := w.c.srv.cfg.ChunkSize
 	var buf []byte
 	switch {
@@ -261,7 +439,8 @@ func (w *writer) endPlay(err error, sid uint32) error {
 }
 
 // addFrame adds one frame to the batch. Timestamps on the wire are 32-bit.
-func (w *writer) addFrame(b *batch, cs, sid uint32, f *relay.Frame, started *bool) {
+func (w *writer) addFrame(b *batch, cs, sid uint32, f *relay.Frame) {
+	started := &w.started
 	p := f.Packet
 	ts := uint32(f.Timestamp)
 	switch p.Kind {
@@ -295,19 +474,14 @@ func appendStatus(dst []byte, cs, sid uint32, level, code, desc string) []byte {
 // as one contiguous Write elsewhere (TLS records, RTMPT tunnels).
 func (w *writer) write(b *batch) error {
 	nc := w.c.nc
-	// Move the write deadline only when less than half of WriteTimeout is left, not on
-	// every write: a player gets cut off after WriteTimeout/2 to WriteTimeout without
-	// progress, and the timer is touched a few times a second instead of per packet.
-	now := time.Now()
-	if wt := w.c.srv.cfg.WriteTimeout; w.deadline.Sub(now) < wt/2 {
-		w.deadline = now.Add(wt)
-		nc.SetWriteDeadline(w.deadline)
-	}
+	w.touchDeadline()
 	var (
 		n   int64
 		err error
 	)
-	if _, ok := nc.(*net.TCPConn); ok {
+	if raw := w.c.raw; raw != nil {
+		n, err = raw.Writev(b.buffers())
+	} else if _, ok := nc.(*net.TCPConn); ok {
 		iov := b.buffers()
 		n, err = iov.WriteTo(nc)
 	} else {
@@ -321,4 +495,16 @@ func (w *writer) write(b *batch) error {
 		return fmt.Errorf("write: %w", err)
 	}
 	return nil
+}
+
+// touchDeadline moves the write deadline only when less than half of WriteTimeout is
+// left, not on every write: a player gets cut off after WriteTimeout/2 to WriteTimeout
+// without progress, and the timer is touched a few times a second instead of per
+// packet. wmu must be held.
+func (w *writer) touchDeadline() {
+	now := time.Now()
+	if wt := w.c.srv.cfg.WriteTimeout; w.deadline.Sub(now) < wt/2 {
+		w.deadline = now.Add(wt)
+		w.c.nc.SetWriteDeadline(w.deadline)
+	}
 }

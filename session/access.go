@@ -12,7 +12,8 @@ import (
 var _ relay.AccessController = (*Store)(nil)
 
 // Authorize implements relay.AccessController. Without a database everything is
-// allowed. With one, plays are allowed and a publish needs ?key=K, an active stream
+// allowed. With one, connects (relay.ActionConnect) and plays are allowed and a
+// publish needs ?key=K, an active stream
 // key for that app/stream, checked by mtrelay.check_stream_key through the service
 // role; the key's owner becomes the decision's Owner (who may kick it) and the
 // publish is written to mtrelay.publish_log. When the database cannot answer, the
@@ -34,6 +35,7 @@ func (s *Store) Authorize(ctx context.Context, req relay.AccessRequest) (relay.A
 	err := s.pool.QueryRow(ctx, `SELECT o, CASE WHEN o IS NOT NULL THEN mtrelay.log_publish($1, o, $3) END
 FROM mtrelay.check_stream_key($1, $2) AS o`, req.Key, key, req.Remote).Scan(&owner, &logID)
 	if err != nil {
+		s.dbErrors.Add(1)
 		log.Error().Err(err).Msg("publish refused: stream key check failed (database unavailable?); running streams are not affected")
 		return relay.AccessDecision{Reason: "stream key check unavailable"}, nil
 	}
@@ -62,9 +64,10 @@ func (s *Store) endPublish(logID int64, log zerolog.Logger) func() {
 			return
 		}
 		s.ends.Go(func() {
-			ctx, cancel := context.WithTimeout(s.bg, s.cfg.QueryTimeout)
+			ctx, cancel := context.WithTimeout(s.bg, s.limits().QueryTimeout)
 			defer cancel()
 			if _, err := s.pool.Exec(ctx, `SELECT mtrelay.end_publish($1)`, logID); err != nil {
+				s.dbErrors.Add(1)
 				log.Warn().Err(err).Int64("publish_id", logID).Msg("publish end not recorded")
 				return
 			}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 
 	"github.com/mtrelay/mtrelay/relay"
 )
@@ -32,10 +33,18 @@ const maxBody = 64 << 10
 //	GET    /api/publishes                      → [{"id","app_stream","owner","remote","started_at","ended_at","duration_seconds"}]
 //	GET    /api/live                           → live streams from the hub, with "mine"
 //	POST   /api/streams/{app}/{stream}/kick    → 204, 403, 404
-//	GET    /console                            → the console page (embedded HTML and JS)
+//	GET    /api/recordings                     → [{"id","app","stream","path",...,"active"}] (only with a database)
+//	GET    /{$}                                → the console page (only with a database)
+//	GET    /console                            → the console page; with a database a redirect to /
 //
 // Write calls other than login need header X-CSRF-Token equal to the session's
 // token (403 otherwise); calls without a valid session get 401.
+//
+// With a database, the console takes over GET / (exactly "/": a more specific
+// pattern than any catch-all "/" the caller mounts, so it wins on the same mux), and
+// GET /api/recordings is served from mtrelay.recordings through the user's own
+// connection. Without one, neither is registered: the caller keeps its own / (the
+// public stream list) and /api/recordings (the recorder's file list).
 func (s *Store) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/login", s.handleLogin)
 	mux.HandleFunc("POST /api/logout", s.handleLogout)
@@ -47,6 +56,9 @@ func (s *Store) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("PATCH /api/keys/{id}/revoke", s.withSession(true, s.handleRevokeKey))
 	mux.HandleFunc("GET /api/publishes", s.withSession(false, s.handlePublishes))
 	mux.HandleFunc("GET /api/live", s.withSession(false, s.handleLive))
+	if s.Enabled() {
+		mux.HandleFunc("GET /api/recordings", s.withSession(false, s.handleRecordings))
+	}
 	s.mountConsole(mux)
 	mux.HandleFunc("POST /api/streams/{app}/{stream}/kick", s.withSession(true, s.handleKick))
 }
@@ -76,7 +88,7 @@ func (s *Store) withSession(write bool, h func(http.ResponseWriter, *http.Reques
 		if id, ok := cookieID(r); ok {
 			in = s.lookup(id)
 		}
-		if in == nil {
+		if in == nil || in.anonymous() {
 			writeError(w, http.StatusUnauthorized, "not logged in")
 			return
 		}
@@ -125,12 +137,13 @@ func clientIP(r *http.Request) string {
 // limited reports whether ip or user made too many failed logins; then it returns
 // how long until the window ends.
 func (s *Store) limited(ip, user string, now time.Time) (time.Duration, bool) {
+	lim := s.limits()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, k := range []struct {
 		key   string
 		limit int
-	}{{"ip:" + ip, s.cfg.LoginFailuresPerIP}, {"user:" + user, s.cfg.LoginFailuresPerUser}} {
+	}{{"ip:" + ip, lim.LoginFailuresPerIP}, {"user:" + user, lim.LoginFailuresPerUser}} {
 		if f := s.fails[k.key]; f != nil && now.Before(f.reset) && f.n >= k.limit {
 			return f.reset.Sub(now), true
 		}
@@ -140,6 +153,7 @@ func (s *Store) limited(ip, user string, now time.Time) (time.Duration, bool) {
 
 // failed counts a failed login of ip and user.
 func (s *Store) failed(ip, user string, now time.Time) {
+	window := s.limits().LoginWindow
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, k := range []string{"ip:" + ip, "user:" + user} {
@@ -149,7 +163,7 @@ func (s *Store) failed(ip, user string, now time.Time) {
 			if len(s.fails) >= 100000 {
 				continue
 			}
-			f = &failures{reset: now.Add(s.cfg.LoginWindow)}
+			f = &failures{reset: now.Add(window)}
 			s.fails[k] = f
 		}
 		f.n++
@@ -168,6 +182,7 @@ func isAuthError(err error) bool {
 
 func (s *Store) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if s.connCfg == nil {
+		s.loginsUnavailable.Add(1)
 		writeError(w, http.StatusServiceUnavailable, "logins disabled: no database configured")
 		return
 	}
@@ -184,11 +199,13 @@ func (s *Store) handleLogin(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	if wait, ok := s.limited(ip, user, now); ok {
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
+		s.loginsLimited.Add(1)
 		s.log.Warn().Str("user", user).Str("remote", ip).Msg("login rate-limited")
 		writeError(w, http.StatusTooManyRequests, "too many failed logins, try again later")
 		return
 	}
 	badCredentials := func() {
+		s.loginsFailed.Add(1)
 		s.failed(ip, user, now)
 		s.log.Info().Str("user", user).Str("remote", ip).Msg("login failed: bad credentials")
 		writeError(w, http.StatusUnauthorized, "wrong user name or password")
@@ -202,6 +219,13 @@ func (s *Store) handleLogin(w http.ResponseWriter, r *http.Request) {
 	cc.User, cc.Password = user, password
 	cc.ConnectTimeout = s.cfg.ConnectTimeout
 	cc.RuntimeParams["application_name"] = "mtrelay-session"
+	// A query interrupted by its timeout, or by the client going away, is cancelled
+	// on the server and the connection stays usable; pgx's default would close it
+	// (a deadline on the socket) and so end the session. The deadline stays as the
+	// fallback when the server does not answer the cancel request.
+	cc.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: pc, DeadlineDelay: 3 * time.Second}
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ConnectTimeout)
 	defer cancel()
 	conn, err := pgx.ConnectConfig(ctx, cc)
@@ -210,6 +234,8 @@ func (s *Store) handleLogin(w http.ResponseWriter, r *http.Request) {
 			badCredentials()
 			return
 		}
+		s.loginsUnavailable.Add(1)
+		s.dbErrors.Add(1)
 		s.log.Error().Err(err).Str("user", user).Msg("login failed: database unavailable")
 		writeError(w, http.StatusServiceUnavailable, "database unavailable")
 		return
@@ -219,6 +245,8 @@ func (s *Store) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if err != nil || !(isUser || isAdmin) {
 		conn.Close(context.WithoutCancel(ctx))
 		if err != nil {
+			s.loginsUnavailable.Add(1)
+			s.dbErrors.Add(1)
 			s.log.Error().Err(err).Str("user", user).Msg("login failed: role check")
 			writeError(w, http.StatusServiceUnavailable, "database unavailable")
 			return
@@ -234,34 +262,30 @@ func (s *Store) handleLogin(w http.ResponseWriter, r *http.Request) {
 		created: now, lastSeen: now, ctx: ictx, cancel: icancel, conn: conn,
 		log: s.log.With().Str("user", user).Logger(),
 	}
-	// A new id on every login (no fixation): the old session, if any, ends.
+	// A new id on every login (no fixation): the old session, if any, ends; the
+	// state handlers attached to it (Value) moves to the new one.
 	var old *instance
 	if id, ok := cookieID(r); ok {
 		old = s.remove(id)
 	}
-	s.mu.Lock()
-	switch {
-	case s.closed:
-		err = ErrClosed
-	case len(s.sessions) >= s.cfg.MaxSessions:
-		err = errors.New("too many sessions")
-	default:
-		s.sessions[in.id] = in
+	if old != nil {
+		in.state = old.takeState()
 	}
+	s.mu.Lock()
+	err = s.addLocked(in)
 	s.mu.Unlock()
 	if old != nil {
 		s.closeAsync(old)
 	}
 	if err != nil {
+		s.loginsUnavailable.Add(1)
 		in.close(s.cfg.ConnectTimeout)
 		s.log.Warn().Err(err).Str("user", user).Msg("login refused")
-		writeError(w, http.StatusServiceUnavailable, err.Error())
+		writeError(w, http.StatusServiceUnavailable, strings.TrimPrefix(err.Error(), "session: "))
 		return
 	}
-	http.SetCookie(w, &http.Cookie{
-		Name: CookieName, Value: in.id, Path: "/", HttpOnly: true, Secure: r.TLS != nil,
-		SameSite: http.SameSiteLaxMode, MaxAge: int(s.cfg.MaxAge / time.Second),
-	})
+	s.loginsOK.Add(1)
+	s.setCookie(w, r, in)
 	s.mu.Lock()
 	delete(s.fails, "user:"+user)
 	s.mu.Unlock()
@@ -280,13 +304,16 @@ func (s *Store) handleLogout(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	if !in.csrfOK(r.Header.Get("X-CSRF-Token")) {
+	if !in.anonymous() && !in.csrfOK(r.Header.Get("X-CSRF-Token")) {
 		writeError(w, http.StatusForbidden, "missing or wrong X-CSRF-Token header")
 		return
 	}
 	s.remove(in.id)
+	in.cancel()
 	in.close(s.cfg.ConnectTimeout)
-	in.log.Info().Msg("logout")
+	if !in.anonymous() {
+		in.log.Info().Msg("logout")
+	}
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
 		Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
 	w.WriteHeader(http.StatusNoContent)
@@ -317,8 +344,32 @@ func scanKey(row pgx.Row, k *Key) error {
 	return row.Scan(&k.ID, &k.App, &k.Stream, &k.Key, &k.Owner, &k.CreatedAt, &k.Active, &k.RevokedAt)
 }
 
-// dbError answers a failed query on a user's connection.
+// dbError answers a failed query on a user's connection: 403 for a refused
+// permission, 409 for a constraint, 401 when the session ended meanwhile or its
+// connection broke (the session is gone then: the user logs in again), 503 else.
+// Connection and server errors count in Stats.DatabaseErrors.
 func (s *Store) dbError(w http.ResponseWriter, in *instance, op string, err error) {
+	if isConnError(err) {
+		s.dbErrors.Add(1)
+	}
+	if errors.Is(err, errCanceledByClient) {
+		in.log.Debug().Err(err).Str("op", op).Msg("query canceled: the client went away")
+		writeError(w, http.StatusServiceUnavailable, "request canceled")
+		return
+	}
+	if errors.Is(err, errQueryTimeout) {
+		in.log.Warn().Err(err).Str("op", op).Msg("query timed out")
+		writeError(w, http.StatusServiceUnavailable, "query timed out")
+		return
+	}
+	if errors.Is(err, ErrSessionEnded) {
+		if s.remove(in.id) != nil {
+			s.closeAsync(in)
+			in.log.Warn().Err(err).Str("op", op).Msg("session ended: its database connection broke")
+		}
+		writeError(w, http.StatusUnauthorized, "session ended, log in again")
+		return
+	}
 	if pe, ok := errors.AsType[*pgconn.PgError](err); ok && (pe.Code == "42501" || strings.HasPrefix(pe.Code, "28")) {
 		writeError(w, http.StatusForbidden, "permission denied")
 		return
@@ -332,25 +383,33 @@ func (s *Store) dbError(w http.ResponseWriter, in *instance, op string, err erro
 }
 
 func (s *Store) handleListKeys(w http.ResponseWriter, r *http.Request, in *instance) {
-	keys := []Key{}
-	err := in.do(r.Context(), s.cfg.QueryTimeout, func(ctx context.Context, conn *pgx.Conn) error {
-		rows, _ := conn.Query(ctx, `SELECT `+keyColumns+` FROM mtrelay.stream_keys ORDER BY id`)
+	writeRows(s, w, r, in, "list keys", func(row pgx.CollectableRow) (Key, error) {
+		var k Key
+		err := scanKey(row, &k)
+		return k, err
+	}, `SELECT `+keyColumns+` FROM mtrelay.stream_keys ORDER BY id`)
+}
+
+// writeRows runs query with args on the user's own connection (so row-level
+// security applies) and answers 200 with the rows, each read by scan, as a JSON
+// array ([] for none); a failure is answered by dbError, naming op.
+func writeRows[T any](s *Store, w http.ResponseWriter, r *http.Request, in *instance, op string,
+	scan func(pgx.CollectableRow) (T, error), query string, args ...any) {
+	var out []T
+	err := in.do(r.Context(), s.limits().QueryTimeout, func(ctx context.Context, conn *pgx.Conn) error {
+		rows, _ := conn.Query(ctx, query, args...)
 		var err error
-		keys, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Key, error) {
-			var k Key
-			err := scanKey(row, &k)
-			return k, err
-		})
+		out, err = pgx.CollectRows(rows, scan)
 		return err
 	})
 	if err != nil {
-		s.dbError(w, in, "list keys", err)
+		s.dbError(w, in, op, err)
 		return
 	}
-	if keys == nil {
-		keys = []Key{}
+	if out == nil {
+		out = []T{}
 	}
-	writeJSON(w, http.StatusOK, keys)
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Store) handleCreateKey(w http.ResponseWriter, r *http.Request, in *instance) {
@@ -364,7 +423,7 @@ func (s *Store) handleCreateKey(w http.ResponseWriter, r *http.Request, in *inst
 		return
 	}
 	var k Key
-	err = in.do(r.Context(), s.cfg.QueryTimeout, func(ctx context.Context, conn *pgx.Conn) error {
+	err = in.do(r.Context(), s.limits().QueryTimeout, func(ctx context.Context, conn *pgx.Conn) error {
 		return scanKey(conn.QueryRow(ctx, `INSERT INTO mtrelay.stream_keys (app, stream, key) VALUES ($1, $2, $3)
 RETURNING `+keyColumns, f["app"], f["stream"], newID(24)), &k)
 	})
@@ -399,7 +458,7 @@ func (s *Store) execOnKey(w http.ResponseWriter, r *http.Request, in *instance, 
 		return
 	}
 	var n int64
-	err = in.do(r.Context(), s.cfg.QueryTimeout, func(ctx context.Context, conn *pgx.Conn) error {
+	err = in.do(r.Context(), s.limits().QueryTimeout, func(ctx context.Context, conn *pgx.Conn) error {
 		tag, err := conn.Exec(ctx, query, id)
 		n = tag.RowsAffected()
 		return err
@@ -432,7 +491,7 @@ type Publish struct {
 // connection may read (their own; admins all).
 func (s *Store) handlePublishes(w http.ResponseWriter, r *http.Request, in *instance) {
 	var out []Publish
-	err := in.do(r.Context(), s.cfg.QueryTimeout, func(ctx context.Context, conn *pgx.Conn) error {
+	err := in.do(r.Context(), s.limits().QueryTimeout, func(ctx context.Context, conn *pgx.Conn) error {
 		rows, _ := conn.Query(ctx, `SELECT id, app_stream, owner, remote, started_at, ended_at,
 extract(epoch FROM duration)::float8 FROM mtrelay.publish_log ORDER BY id DESC LIMIT 100`)
 		var err error

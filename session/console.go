@@ -14,8 +14,10 @@ var consoleFiles embed.FS
 const consoleCSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; " +
 	"connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
-// mountConsole serves the console page at /console and its script at
-// /console/console.js. The page works logged out too (it shows the login form); the
+// mountConsole serves the console page and its script at /console/console.js. With
+// a database the page is GET / and /console redirects there; without one, / is left
+// to the caller (the public stream list) and the page stays at /console, where its
+// login answers 503. The page works logged out too (it shows the login form); the
 // data comes from the JSON API.
 func (s *Store) mountConsole(mux *http.ServeMux) {
 	serve := func(name, ctype string) http.HandlerFunc {
@@ -34,6 +36,14 @@ func (s *Store) mountConsole(mux *http.ServeMux) {
 			w.Write(b)
 		}
 	}
-	mux.HandleFunc("GET /console", serve("console/index.html", "text/html; charset=utf-8"))
+	page := serve("console/index.html", "text/html; charset=utf-8")
+	if s.Enabled() {
+		mux.HandleFunc("GET /{$}", page)
+		mux.HandleFunc("GET /console", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "/", http.StatusFound)
+		})
+	} else {
+		mux.HandleFunc("GET /console", page)
+	}
 	mux.HandleFunc("GET /console/console.js", serve("console/console.js", "text/javascript; charset=utf-8"))
 }

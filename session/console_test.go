@@ -46,7 +46,8 @@ func TestConsolePage(t *testing.T) {
 		return string(b)
 	}
 	page := get("/console", "text/html")
-	for _, want := range []string{`id="login"`, `name="password"`, `<script src="/console/console.js">`, `id="keys"`, `id="live"`, `id="log"`} {
+	for _, want := range []string{`id="login"`, `name="password"`, `<script src="/console/console.js">`, `id="keys"`, `id="live"`,
+		`id="log"`, `id="recordings"`, `href="/streams"`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("console page lacks %s", want)
 		}
@@ -72,10 +73,16 @@ func TestConsolePage(t *testing.T) {
 		`"/api/keys/" + k.id + "/revoke"`: "POST /api/keys/1/revoke",
 		`"/api/keys/" + k.id)`:            "DELETE /api/keys/1",
 		`"/api/streams/" + encodeURIComponent(app)`: "POST /api/streams/live/x/kick",
+		`"/api/recordings"`:                         "GET /api/recordings",
 	}
+	// Mounted only with a database (TestConsoleAtRoot checks them there).
+	dbOnly := map[string]bool{"GET /api/recordings": true}
 	for frag, route := range routes {
 		if !strings.Contains(js, frag) {
 			t.Errorf("console script does not call %s", frag)
+			continue
+		}
+		if dbOnly[route] {
 			continue
 		}
 		method, path, _ := strings.Cut(route, " ")
@@ -98,5 +105,68 @@ func TestConsolePage(t *testing.T) {
 		if !covered {
 			t.Errorf("console script calls %s, which this test does not check", lit)
 		}
+	}
+}
+
+// TestConsoleAtRoot: with a database the console is GET / — also on a mux that has
+// a catch-all "/" of its own (cmd/mtrelay's media handlers), which keeps every other
+// path, /streams included — and /console redirects to it; /api/recordings is
+// mounted. Without a database, / stays the caller's.
+func TestConsoleAtRoot(t *testing.T) {
+	t.Parallel()
+	catchAll := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Catch-All", "yes")
+		w.Write([]byte("stream list or media"))
+	})
+	serve := func(st *session.Store) *httptest.Server {
+		mux := http.NewServeMux()
+		mux.Handle("/", catchAll)
+		st.Mount(mux)
+		srv := httptest.NewServer(mux)
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(srv *httptest.Server, path string) (*http.Response, string) {
+		t.Helper()
+		resp, err := noRedirect.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+
+	db := migrated(t)
+	e := newEnv(t, db)
+	srv := serve(e.store)
+	resp, body := get(srv, "/")
+	if resp.StatusCode != 200 || resp.Header.Get("X-Catch-All") != "" || !strings.Contains(body, `<script src="/console/console.js">`) {
+		t.Fatalf("GET / with a database: %d catch-all %q, want the console page", resp.StatusCode, resp.Header.Get("X-Catch-All"))
+	}
+	if resp, _ := get(srv, "/console"); resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/" {
+		t.Fatalf("GET /console with a database: %d Location %q, want 302 to /", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	for _, p := range []string{"/streams", "/live/x.flv", "/play/live/x"} {
+		if resp, _ := get(srv, p); resp.Header.Get("X-Catch-All") != "yes" {
+			t.Errorf("GET %s with a database: not the catch-all's (%d)", p, resp.StatusCode)
+		}
+	}
+	if resp, _ := get(srv, "/api/recordings"); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("GET /api/recordings without a session: %d, want 401", resp.StatusCode)
+	}
+
+	st, err := session.New(session.Config{}, zerolog.Nop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close(t.Context()) })
+	srv = serve(st)
+	if resp, _ := get(srv, "/"); resp.Header.Get("X-Catch-All") != "yes" {
+		t.Fatalf("GET / without a database: %d, want the catch-all (the stream list)", resp.StatusCode)
+	}
+	if resp, body := get(srv, "/console"); resp.StatusCode != 200 || !strings.Contains(body, `id="login"`) {
+		t.Fatalf("GET /console without a database: %d, want the page", resp.StatusCode)
 	}
 }

@@ -16,7 +16,7 @@ import (
 // a real cluster and so on the real clock.
 func TestExpirySynctest(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, err := New(Config{IdleTimeout: time.Minute, MaxAge: 10 * time.Minute}, zerolog.Nop(), nil)
+		s, err := New(Config{Limits: Limits{IdleTimeout: time.Minute, MaxAge: 10 * time.Minute}}, zerolog.Nop(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

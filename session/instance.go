@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -11,12 +12,14 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// instance is one logged-in browser session: the in-memory application instance its
-// cookie finds.
+// instance is one browser session: the in-memory application instance its cookie
+// finds. A logged-in instance holds its user's own database connection; an
+// anonymous one (user "", conn nil) holds only the state handlers attached to it
+// through a Value, so it is cheap, and capped by Limits.MaxAnonymous.
 type instance struct {
 	id      string         // immutable; the cookie value (256 bits)
 	csrf    string         // immutable; required as X-CSRF-Token on write calls
-	user    string         // immutable; the PostgreSQL role
+	user    string         // immutable; the PostgreSQL role; "" for an anonymous session
 	admin   bool           // immutable; member of mtrelay_admin at login
 	created time.Time      // immutable
 	log     zerolog.Logger // immutable; user=role
@@ -29,8 +32,16 @@ type instance struct {
 	cancel context.CancelFunc // immutable
 
 	mu   sync.Mutex // serializes every use of conn: one query at a time per session
-	conn *pgx.Conn  // guarded by mu; nil once closed
+	conn *pgx.Conn  // guarded by mu; nil once closed, and for an anonymous session
+
+	// stateMu guards state only, never held during I/O, so that a slow query of the
+	// session does not hold up its handlers' state.
+	stateMu sync.Mutex
+	state   map[any]any // guarded by stateMu; by *Value[T], values of type T
 }
+
+// anonymous reports whether the session has no login.
+func (in *instance) anonymous() bool { return in.user == "" }
 
 // csrfOK reports whether header, an X-CSRF-Token value, is this session's token. A
 // malformed value is refused before the constant-time comparison.
@@ -41,8 +52,8 @@ func (in *instance) csrfOK(header string) bool {
 	return subtle.ConstantTimeCompare([]byte(header), []byte(in.csrf)) == 1
 }
 
-func (in *instance) expired(now time.Time, cfg Config) bool {
-	return now.Sub(in.lastSeen) >= cfg.IdleTimeout || now.Sub(in.created) >= cfg.MaxAge
+func (in *instance) expired(now time.Time, lim *Limits) bool {
+	return now.Sub(in.lastSeen) >= lim.IdleTimeout || now.Sub(in.created) >= lim.MaxAge
 }
 
 // do runs fn on the session's connection with ctx bounded by timeout and by the
@@ -58,8 +69,16 @@ func (in *instance) do(ctx context.Context, timeout time.Duration, fn func(ctx c
 		return ErrSessionEnded
 	}
 	if err := fn(ctx, in.conn); err != nil {
-		if in.ctx.Err() != nil {
+		if in.ctx.Err() != nil || in.conn.IsClosed() {
+			// Ended meanwhile, or the connection broke (pgx closes it when a query
+			// is interrupted by a deadline): the session cannot go on.
 			return fmt.Errorf("%w: %w", ErrSessionEnded, err)
+		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("%w: %w", errQueryTimeout, err)
+		}
+		if errors.Is(ctx.Err(), context.Canceled) { // the request went away; not a timeout
+			return fmt.Errorf("%w: %w", errCanceledByClient, err)
 		}
 		return err
 	}

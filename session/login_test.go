@@ -3,7 +3,6 @@ package session_test
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -104,20 +103,7 @@ func TestLoginRateLimit(t *testing.T) {
 
 func TestLoginDatabaseUnreachable(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens there now
-	st, err := session.New(session.Config{DatabaseURL: "postgres://svc:pw@" + addr + "/db?sslmode=disable", ConnectTimeout: 2 * time.Second},
-		zerolog.New(zerolog.NewTestWriter(t)), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close(context.Background())
-	mux := http.NewServeMux()
-	st.Mount(mux)
+	_, mux := unreachableStore(t)
 	rec := newRecorder(mux, "POST", "/api/login", `{"username":"u","password":"p"}`)
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Fatalf("login with the database down: %d %s, want 503", rec.Code, rec.Body)

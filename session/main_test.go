@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -143,6 +144,28 @@ type sessiontestDB = sessiontest.DB
 var envSeq atomic.Int64
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// unreachableStore returns a Store whose database URL names a closed port on
+// 127.0.0.1 (the database is down), closed when the test ends, and a mux with its
+// handlers.
+func unreachableStore(t *testing.T) (*session.Store, *http.ServeMux) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	st, err := session.New(session.Config{DatabaseURL: "postgres://svc:pw@" + addr + "/db?sslmode=disable", ConnectTimeout: 2 * time.Second},
+		zerolog.New(zerolog.NewTestWriter(t)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close(context.Background()) })
+	mux := http.NewServeMux()
+	st.Mount(mux)
+	return st, mux
+}
 
 func newRecorder(h http.Handler, method, path, body string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(method, path, strings.NewReader(body))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -24,8 +25,12 @@ var (
 	ErrClosed = errors.New("session: closed")
 	// ErrNoDatabase is returned by logins when no database URL is configured.
 	ErrNoDatabase = errors.New("session: logins disabled: no database configured")
-	// ErrSessionEnded is returned for a query on a session that expired or logged out.
+	// ErrSessionEnded is returned for a query on a session that expired or logged
+	// out, or whose database connection broke.
 	ErrSessionEnded = errors.New("session: session ended")
+	// ErrTooManySessions refuses a new session at MaxSessions (logins) or
+	// MaxAnonymous (anonymous sessions).
+	ErrTooManySessions = errors.New("session: too many sessions")
 )
 
 // Config tunes a Store. A zero value means the documented default.
@@ -34,65 +39,23 @@ type Config struct {
 	// also used for users' logins). Empty means no database: open publishing, and
 	// logins answer 503.
 	DatabaseURL string
-	// IdleTimeout ends a session unused for this long; default 30m.
-	IdleTimeout time.Duration
-	// MaxAge ends a session this long after login, used or not; default 12h.
-	MaxAge time.Duration
-	// MaxSessions caps live sessions (each holds a PostgreSQL connection); default 1000.
-	MaxSessions int
-	// LoginFailuresPerIP and LoginFailuresPerUser are how many failed logins one
-	// client IP, or one user name, may make in LoginWindow before further attempts
-	// get 429; defaults 20 and 5.
-	LoginFailuresPerIP   int
-	LoginFailuresPerUser int
-	// LoginWindow is the rate-limit window for failed logins; default 1m.
-	LoginWindow time.Duration
+	// Limits are the expiry, caps, login rate limits and query timeout, which
+	// SetLimits can change later (cfg.IdleTimeout and so on); each field documents
+	// its default.
+	Limits
 	// ConnectTimeout bounds a login's connection attempt; default 5s.
 	ConnectTimeout time.Duration
-	// QueryTimeout bounds one API call's queries on a user's connection; default 30s.
-	QueryTimeout time.Duration
 	// ServiceConns caps the service role's pool (stream-key checks); default 4.
 	ServiceConns int32
 }
 
+// setDefaults fills in the fields that are not Limits (those are Limits.withDefaults').
 func (c *Config) setDefaults() error {
-	def := func(d *time.Duration, v time.Duration, name string) error {
-		if *d < 0 {
-			return fmt.Errorf("session: %s %s must not be negative", name, *d)
-		}
-		if *d == 0 {
-			*d = v
-		}
-		return nil
+	if c.ConnectTimeout < 0 {
+		return fmt.Errorf("session: ConnectTimeout %s must not be negative", c.ConnectTimeout)
 	}
-	for _, e := range []error{
-		def(&c.IdleTimeout, 30*time.Minute, "IdleTimeout"),
-		def(&c.MaxAge, 12*time.Hour, "MaxAge"),
-		def(&c.LoginWindow, time.Minute, "LoginWindow"),
-		def(&c.ConnectTimeout, 5*time.Second, "ConnectTimeout"),
-		def(&c.QueryTimeout, 30*time.Second, "QueryTimeout"),
-	} {
-		if e != nil {
-			return e
-		}
-	}
-	defInt := func(d *int, v int, name string) error {
-		if *d < 0 {
-			return fmt.Errorf("session: %s %d must not be negative", name, *d)
-		}
-		if *d == 0 {
-			*d = v
-		}
-		return nil
-	}
-	for _, e := range []error{
-		defInt(&c.MaxSessions, 1000, "MaxSessions"),
-		defInt(&c.LoginFailuresPerIP, 20, "LoginFailuresPerIP"),
-		defInt(&c.LoginFailuresPerUser, 5, "LoginFailuresPerUser"),
-	} {
-		if e != nil {
-			return e
-		}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = 5 * time.Second
 	}
 	if c.ServiceConns < 0 {
 		return fmt.Errorf("session: ServiceConns %d must not be negative", c.ServiceConns)
@@ -106,16 +69,23 @@ func (c *Config) setDefaults() error {
 // Store is the set of live sessions, the service connection pool and the HTTP
 // handlers. Make one with New, mount it with Mount, end it with Close.
 type Store struct {
-	cfg     Config          // immutable after New
+	cfg     Config          // immutable after New; its limits are only the initial ones (see lim)
 	log     zerolog.Logger  // immutable; component=session
 	hub     *relay.Hub      // immutable; may be nil (kick then answers 404)
 	connCfg *pgx.ConnConfig // immutable; parsed DatabaseURL, nil without a database
 	pool    *pgxpool.Pool   // immutable; the service role's pool, nil without a database
 
+	lim           atomic.Pointer[Limits] // never nil after New; replaced whole by SetLimits
+	limitsChanged chan struct{}          // capacity 1; SetLimits wakes expire
+
 	mu       sync.Mutex
-	sessions map[string]*instance // guarded by mu; by cookie id
+	sessions map[string]*instance // guarded by mu; by cookie id, logged-in and anonymous
+	anon     int                  // guarded by mu; how many of sessions have no login
 	fails    map[string]*failures // guarded by mu; "ip:"+addr or "user:"+name
 	closed   bool                 // guarded by mu
+
+	// Counters for Stats.
+	loginsOK, loginsFailed, loginsLimited, loginsUnavailable, dbErrors atomic.Uint64
 
 	stop    chan struct{}  // closed by Close; stops expire
 	done    chan struct{}  // closed by expire when it returns
@@ -142,15 +112,21 @@ func New(cfg Config, log zerolog.Logger, hub *relay.Hub) (*Store, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	s := &Store{
-		cfg:      cfg,
-		log:      log.With().Str("component", "session").Logger(),
-		hub:      hub,
-		sessions: make(map[string]*instance),
-		fails:    make(map[string]*failures),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
+	lim, err := cfg.Limits.withDefaults()
+	if err != nil {
+		return nil, err
 	}
+	s := &Store{
+		cfg:           cfg,
+		log:           log.With().Str("component", "session").Logger(),
+		hub:           hub,
+		limitsChanged: make(chan struct{}, 1),
+		sessions:      make(map[string]*instance),
+		fails:         make(map[string]*failures),
+		stop:          make(chan struct{}),
+		done:          make(chan struct{}),
+	}
+	s.lim.Store(&lim)
 	s.bg, s.bgCancel = context.WithCancel(context.Background())
 	if cfg.DatabaseURL != "" {
 		cc, err := pgx.ParseConfig(cfg.DatabaseURL)
@@ -178,50 +154,74 @@ func New(cfg Config, log zerolog.Logger, hub *relay.Hub) (*Store, error) {
 // Enabled reports whether a database is configured (logins and key checks on).
 func (s *Store) Enabled() bool { return s.connCfg != nil }
 
-// Sessions returns the number of live sessions.
+// Sessions returns the number of live logged-in sessions.
 func (s *Store) Sessions() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.sessions)
+	return len(s.sessions) - s.anon
+}
+
+// expireTick is how often expire sweeps under lim: a quarter of the shorter timeout,
+// between 10 ms and 30 s.
+func expireTick(lim *Limits) time.Duration {
+	tick := min(lim.IdleTimeout, lim.MaxAge) / 4
+	return max(min(tick, 30*time.Second), 10*time.Millisecond)
 }
 
 // expire ends sessions past their idle or absolute timeout and forgets old login
-// failures, until Close.
+// failures, until Close. SetLimits wakes it for a sweep under the new limits.
 func (s *Store) expire() {
 	defer close(s.done)
-	tick := min(s.cfg.IdleTimeout, s.cfg.MaxAge) / 4
-	tick = max(min(tick, 30*time.Second), 10*time.Millisecond)
+	tick := expireTick(s.limits())
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
+		var now time.Time
 		select {
 		case <-s.stop:
 			return
-		case now := <-t.C:
-			var ended []*instance
-			s.mu.Lock()
-			for id, in := range s.sessions {
-				if in.expired(now, s.cfg) {
-					delete(s.sessions, id)
-					ended = append(ended, in)
-				}
-			}
-			for k, f := range s.fails {
-				if !now.Before(f.reset) {
-					delete(s.fails, k)
-				}
-			}
-			s.mu.Unlock()
-			for _, in := range ended {
-				in.log.Info().Msg("session expired")
-				s.closeAsync(in)
+		case now = <-t.C:
+		case <-s.limitsChanged:
+			now = time.Now()
+			if nt := expireTick(s.limits()); nt != tick {
+				tick = nt
+				t.Reset(tick)
 			}
 		}
+		s.sweep(now)
+	}
+}
+
+// sweep ends the sessions expired at now under the limits in force and forgets
+// login-failure windows that are over.
+func (s *Store) sweep(now time.Time) {
+	lim := s.limits()
+	var ended []*instance
+	s.mu.Lock()
+	for id, in := range s.sessions {
+		if in.expired(now, lim) {
+			s.deleteLocked(id, in)
+			ended = append(ended, in)
+		}
+	}
+	for k, f := range s.fails {
+		if !now.Before(f.reset) {
+			delete(s.fails, k)
+		}
+	}
+	s.mu.Unlock()
+	for _, in := range ended {
+		in.log.Info().Msg("session expired")
+		s.closeAsync(in)
 	}
 }
 
 // closeAsync closes in's connection in the background; Close waits for it.
 func (s *Store) closeAsync(in *instance) {
+	if in.anonymous() {
+		in.cancel() // nothing to close
+		return
+	}
 	s.closers.Go(func() { in.close(s.cfg.ConnectTimeout) })
 }
 
@@ -235,8 +235,8 @@ func (s *Store) lookup(id string) *instance {
 		s.mu.Unlock()
 		return nil
 	}
-	if in.expired(now, s.cfg) {
-		delete(s.sessions, id)
+	if in.expired(now, s.limits()) {
+		s.deleteLocked(id, in)
 		s.mu.Unlock()
 		in.log.Info().Msg("session expired")
 		s.closeAsync(in)
@@ -252,8 +252,36 @@ func (s *Store) remove(id string) *instance {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	in := s.sessions[id]
-	delete(s.sessions, id)
+	if in != nil {
+		s.deleteLocked(id, in)
+	}
 	return in
+}
+
+// deleteLocked removes in, the session with cookie id, from the map. s.mu is held.
+func (s *Store) deleteLocked(id string, in *instance) {
+	delete(s.sessions, id)
+	if in.anonymous() {
+		s.anon--
+	}
+}
+
+// addLocked adds in to the map if the cap of its kind allows; s.mu is held.
+func (s *Store) addLocked(in *instance) error {
+	lim := s.limits()
+	switch {
+	case s.closed:
+		return ErrClosed
+	case in.anonymous() && s.anon >= lim.MaxAnonymous:
+		return ErrTooManySessions
+	case !in.anonymous() && len(s.sessions)-s.anon >= lim.MaxSessions:
+		return ErrTooManySessions
+	}
+	s.sessions[in.id] = in
+	if in.anonymous() {
+		s.anon++
+	}
+	return nil
 }
 
 // Close ends every session and closes its connection, and the service pool, within
@@ -265,7 +293,7 @@ func (s *Store) Close(ctx context.Context) error {
 		s.closed = true
 		for id, in := range s.sessions {
 			all = append(all, in)
-			delete(s.sessions, id)
+			s.deleteLocked(id, in)
 		}
 		s.mu.Unlock()
 		close(s.stop)
@@ -314,7 +342,7 @@ func (s *Store) Caller(r *http.Request) Caller {
 		return Caller{}
 	}
 	in := s.lookup(id)
-	if in == nil {
+	if in == nil || in.anonymous() {
 		return Caller{}
 	}
 	return Caller{User: in.user, Admin: in.admin, CSRFOK: in.csrfOK(r.Header.Get("X-CSRF-Token")), Session: true}

@@ -188,7 +188,7 @@ func testExtendedTimestamps(t *testing.T, transport string, off uint32) {
 	r := startRelay(t)
 	const key = "live/ext"
 	tags := fixtureTags(t)
-	wantV, wantA := mediaPackets(rtmptest.ProbePackets(t, rtmptest.FixturePath(t)))
+	wantV, wantA := rtmptest.MediaPackets(rtmptest.ProbePackets(t, rtmptest.FixturePath(t)))
 
 	out := filepath.Join(t.TempDir(), "player.flv")
 	rec := rtmptest.StartRecorder(t, r.rtmpURL(key), out)
@@ -213,7 +213,7 @@ func testExtendedTimestamps(t *testing.T, transport string, off uint32) {
 	if err := rec.Wait(ctx); err != nil {
 		t.Fatalf("ffmpeg player: %v", err)
 	}
-	gotV, gotA := mediaPackets(rtmptest.ProbePackets(t, out))
+	gotV, gotA := rtmptest.MediaPackets(rtmptest.ProbePackets(t, out))
 	if len(gotV) != len(wantV) || len(gotA) != len(wantA) {
 		t.Fatalf("ffmpeg player: got %d video %d audio packets, want %d and %d", len(gotV), len(gotA), len(wantV), len(wantA))
 	}

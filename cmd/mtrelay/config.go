@@ -55,6 +55,7 @@ type Config struct {
 	SessionIdleTimeout time.Duration
 	SessionMaxAge      time.Duration
 	MaxSessions        int
+	sessionConfig      // the other session flags (session.go)
 
 	// DebugAddr is where net/http/pprof is served; empty (the default) means off.
 	DebugAddr string
@@ -65,7 +66,11 @@ type Config struct {
 	MetricsPerStream  bool
 	MetricsMaxStreams int
 
-	hookConfig // HTTP hooks (hooks.go)
+	hookConfig  // HTTP hooks (hooks.go)
+	allowConfig // allowed publishers and players (allow.go)
+	vodConfig   // VOD playback of FLV files (vod.go)
+
+	recordConfig // recording to FLV files (record.go)
 }
 
 // tlsEnabled reports whether a certificate is configured.
@@ -90,7 +95,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", 10*time.Second, "RTMP handshake timeout")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 30*time.Second, "close a non-playing connection (idle publisher) silent for this long")
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", 10*time.Second, "close a player whose writes make no progress for this long")
-	fs.DurationVar(&cfg.WriteCoalesce, "write-coalesce", 0, "hold a player's audio up to this long to send it with the next video frame (fewer syscalls, more audio latency; 0 = off)")
+	fs.DurationVar(&cfg.WriteCoalesce, "write-coalesce", 20*time.Millisecond, "hold a player's audio up to this long to send it with the next video frame (about half the write syscalls per player, up to this much audio latency; video is never held; 0 = off)")
 	fs.UintVar(&cfg.MaxMessageSize, "max-message-size", 8<<20, "largest RTMP message accepted from a peer, bytes")
 	fs.IntVar(&cfg.MaxConns, "max-conns", 4096, "maximum concurrent RTMP connections (TCP and tunnelled)")
 
@@ -116,7 +121,11 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.SessionIdleTimeout, "session-idle-timeout", 30*time.Minute, "end a console session unused for this long (closes its database connection)")
 	fs.DurationVar(&cfg.SessionMaxAge, "session-max-age", 12*time.Hour, "end a console session this long after login")
 	fs.IntVar(&cfg.MaxSessions, "max-sessions", 1000, "maximum live console sessions (each holds one database connection)")
-	addHookFlags(fs, &cfg.hookConfig) // hooks.go
+	addSessionFlags(fs, &cfg.sessionConfig) // session.go
+	addHookFlags(fs, &cfg.hookConfig)       // hooks.go
+	addAllowFlags(fs, &cfg.allowConfig)     // allow.go
+	addVODFlags(fs, &cfg.vodConfig)         // vod.go
+	addRecordFlags(fs, &cfg.recordConfig)   // record.go
 
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 4*time.Second, "how long shutdown waits for connections to drain")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (off when empty)")
@@ -193,10 +202,19 @@ func (c *Config) validate() error {
 	if c.MaxMessageSize < 1<<10 || c.MaxMessageSize > 0xFFFFFF {
 		return fmt.Errorf("--max-message-size %d: want 1024..16777215 (RTMP lengths are 24-bit)", c.MaxMessageSize)
 	}
-	if c.SessionIdleTimeout <= 0 || c.SessionMaxAge <= 0 || c.MaxSessions <= 0 {
-		return fmt.Errorf("--session-idle-timeout, --session-max-age and --max-sessions must be positive")
+	if err := c.validateSessions(); err != nil { // session.go
+		return err
 	}
 	if err := c.validateHooks(); err != nil { // hooks.go
+		return err
+	}
+	if err := c.validateAllow(); err != nil { // allow.go
+		return err
+	}
+	if err := c.validateVOD(); err != nil { // vod.go
+		return err
+	}
+	if err := c.validateRecord(); err != nil { // record.go
 		return err
 	}
 	if c.MetricsMaxStreams <= 0 {

@@ -173,10 +173,7 @@ func checkConfigMain(args []string, getenv func(string) string, out, stderr io.W
 		case inFile:
 			source = "file"
 		}
-		v := f.Value.String()
-		if f.Name == "database-url" {
-			v = maskDatabaseURL(v)
-		}
+		v := maskSetting(f.Name, f.Value.String()) // hooks.go
 		m.Content = append(m.Content,
 			&yaml.Node{Kind: yaml.ScalarNode, Value: f.Name},
 			&yaml.Node{Kind: yaml.ScalarNode, Value: v, Style: valueStyle(f), LineComment: source})

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime"
 	"sync"
 	"time"
 
@@ -26,6 +27,10 @@ type debugServer struct {
 func startDebug(ctx context.Context, addr string, log zerolog.Logger) (*debugServer, error) {
 	if addr == "" {
 		return nil, nil
+	}
+	if runtime.MemProfileRate == 0 {
+		// main turns heap profiling off (tuneMemory); /debug/pprof/heap needs it.
+		runtime.MemProfileRate = 512 << 10
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", addr)

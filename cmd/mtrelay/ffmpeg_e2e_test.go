@@ -9,19 +9,6 @@ import (
 	"github.com/mtrelay/mtrelay/rtmp/rtmptest"
 )
 
-// mediaPackets splits probed packets by type.
-func mediaPackets(pkts []rtmptest.ProbePacket) (video, audio []rtmptest.ProbePacket) {
-	for _, p := range pkts {
-		switch p.CodecType {
-		case "video":
-			video = append(video, p)
-		case "audio":
-			audio = append(audio, p)
-		}
-	}
-	return video, audio
-}
-
 // TestFFmpegPublishThreePlayers publishes the fixture with ffmpeg to three ffmpeg
 // players that joined before the publisher, and checks that every packet arrives with
 // its bytes, its order and its composition offset (pts-dts) intact, and decodes. It runs
@@ -39,7 +26,7 @@ func TestFFmpegPublishThreePlayers(t *testing.T) {
 func testThreePlayers(t *testing.T, pubT string, playT []string) {
 	r := startRelay(t)
 	fixture := rtmptest.FixturePath(t)
-	wantV, wantA := mediaPackets(rtmptest.ProbePackets(t, fixture))
+	wantV, wantA := rtmptest.MediaPackets(rtmptest.ProbePackets(t, fixture))
 
 	dir := t.TempDir()
 	var outs []string
@@ -68,7 +55,7 @@ func testThreePlayers(t *testing.T, pubT string, playT []string) {
 		}
 	}
 	for i, out := range outs {
-		gotV, gotA := mediaPackets(rtmptest.ProbePackets(t, out))
+		gotV, gotA := rtmptest.MediaPackets(rtmptest.ProbePackets(t, out))
 		if len(gotV) != len(wantV) || len(gotA) != len(wantA) {
 			t.Errorf("player %d: got %d video %d audio packets, want %d and %d", i, len(gotV), len(gotA), len(wantV), len(wantA))
 			continue

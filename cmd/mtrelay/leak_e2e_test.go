@@ -42,13 +42,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	// One connection first: once it is served, every goroutine the relay keeps
-	// (listeners, servers) runs. Count when the number has settled.
-	c, err := dialConnect(ctx, r.rtmpAddr, "live")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
+	r.warmUp(ctx, t)
 	base := settledGoroutines()
 	// A live stream for the players, looping the fixture at 4 times real time.
 	live, err := dialConnect(ctx, r.rtmpAddr, "live")
@@ -110,6 +104,18 @@ func TestNoGoroutineLeak(t *testing.T) {
 		_ = pprof.Lookup("goroutine").WriteTo(&dump, 2)
 		t.Fatalf("%d goroutines after %d cycles, %d before: leak\n%s", n, cycles, base, dump.String())
 	}
+}
+
+// warmUp serves one RTMP connection: once it is served, every goroutine the relay
+// keeps (listeners, servers) runs, so a goroutine count taken after it (when the
+// number has settled) is the relay's base.
+func (r *testRelay) warmUp(ctx context.Context, t *testing.T) {
+	t.Helper()
+	c, err := dialConnect(ctx, r.rtmpAddr, "live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
 }
 
 // settledGoroutines returns runtime.NumGoroutine once it read the same twice in a row,

@@ -56,7 +56,7 @@ func TestDuplicatePublisherRefused(t *testing.T) {
 	if err := player.Wait(ctx); err != nil {
 		t.Fatalf("player: %v", err)
 	}
-	video, _ := mediaPackets(rtmptest.ProbePackets(t, out))
+	video, _ := rtmptest.MediaPackets(rtmptest.ProbePackets(t, out))
 	if len(video) < 50 {
 		t.Fatalf("player got %d video packets, want at least 50", len(video))
 	}

@@ -11,6 +11,8 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -18,7 +20,24 @@ import (
 )
 
 func main() {
+	tuneMemory(os.Getenv)
 	os.Exit(realMain(os.Args[1:], os.Getenv, os.Stderr))
+}
+
+// gcPercent is the relay's GOGC unless the environment sets one. A relay allocates
+// little in steady state (its publishers' packets, about 1 MB/s for a 3 Mbit/s
+// stream), so collecting at 50% heap growth instead of 100% costs a few GC cycles a
+// minute and keeps RSS a few MB lower at hundreds of players.
+const gcPercent = 50
+
+// tuneMemory sets the relay's memory defaults: GOGC (when the environment has none)
+// and no heap profiling unless --debug-addr turns it on (startDebug): the profiler's
+// bucket table alone is 1.4 MB.
+func tuneMemory(getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
+	runtime.MemProfileRate = 0
 }
 
 func realMain(args []string, getenv func(string) string, stderr io.Writer) int {

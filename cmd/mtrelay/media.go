@@ -31,21 +31,22 @@ type media struct {
 // rtmpAddr is the RTMP listener's address, whose port the stream list shows. The
 // handlers run with their default configuration, which New cannot reject; should
 // one fail anyway, it is logged and left unmounted, and the relay runs without it.
-func mountMedia(mux *http.ServeMux, log zerolog.Logger, hub *relay.Hub, rtmpAddr net.Addr) *media {
+// Every viewer is checked by the access chain (stream keys, --on-play; hooks.go).
+func mountMedia(mux *http.ServeMux, log zerolog.Logger, hub *relay.Hub, rtmpAddr net.Addr, access *hookSet) *media {
 	m := &media{}
 	inner := http.NewServeMux()
 	var err error
-	if m.flv, err = httpflv.New(httpflv.Config{}, log, hub); err == nil {
+	if m.flv, err = httpflv.New(httpflv.Config{Access: access.ctl, AccessTimeout: access.timeout}, log, hub); err == nil {
 		m.flv.Mount(inner)
 	} else {
 		log.Error().Err(err).Msg("http-flv disabled")
 	}
-	if m.hls, err = hls.New(hls.Config{}, log, hub); err == nil {
+	if m.hls, err = hls.New(hls.Config{Access: access.ctl, AccessTimeout: access.timeout}, log, hub); err == nil {
 		m.hls.Mount(inner)
 	} else {
 		log.Error().Err(err).Msg("hls disabled")
 	}
-	pcfg := player.Config{}
+	pcfg := player.Config{Access: access.ctl, AccessTimeout: access.timeout}
 	if _, port, err := net.SplitHostPort(rtmpAddr.String()); err == nil {
 		pcfg.RTMPPort, _ = strconv.Atoi(port)
 	}

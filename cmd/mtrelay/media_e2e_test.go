@@ -49,7 +49,7 @@ func TestHTTPFLVAllFrames(t *testing.T) {
 	t.Parallel()
 	r := startRelay(t, func(c *Config) { c.PlayWait = 4 * time.Second })
 	fixture := rtmptest.FixturePath(t)
-	wantV, wantA := mediaPackets(rtmptest.ProbePackets(t, fixture))
+	wantV, wantA := rtmptest.MediaPackets(rtmptest.ProbePackets(t, fixture))
 	out := filepath.Join(t.TempDir(), "http-flv.flv")
 	url := "http://" + r.httpAddr + "/live/flv.flv"
 	player := rtmptest.StartRecorder(t, url, out)
@@ -66,7 +66,7 @@ func TestHTTPFLVAllFrames(t *testing.T) {
 	if err := player.Wait(ctx); err != nil {
 		t.Fatalf("http-flv player: %v\n%s", err, player.Stderr())
 	}
-	gotV, gotA := mediaPackets(rtmptest.ProbePackets(t, out))
+	gotV, gotA := rtmptest.MediaPackets(rtmptest.ProbePackets(t, out))
 	if len(gotV) != len(wantV) || len(gotA) != len(wantA) {
 		t.Fatalf("got %d video %d audio packets, want %d and %d", len(gotV), len(gotA), len(wantV), len(wantA))
 	}
@@ -290,7 +290,7 @@ func TestHLSFrames(t *testing.T) {
 	t.Parallel()
 	r := startRelay(t)
 	fixture := rtmptest.FixturePath(t)
-	wantV, wantA := mediaPackets(rtmptest.ProbePackets(t, fixture))
+	wantV, wantA := rtmptest.MediaPackets(rtmptest.ProbePackets(t, fixture))
 	rtmptest.StartPublisher(t, r.url("rtmp", "live/hls"), rtmptest.PublishOptions{Loop: true})
 	waitFor(t, 10*time.Second, "the publisher", func() bool { s, ok := r.stream(t, "live/hls"); return ok && s.Live })
 
@@ -318,7 +318,7 @@ func TestHLSFrames(t *testing.T) {
 		t.Errorf("hls viewers = %d, want ≥ 1 (%v)", s.Subscribers["hls"], s.Subscribers)
 	}
 	checkCodecs(t, out)
-	gotV, gotA := mediaPackets(rtmptest.ProbePackets(t, out))
+	gotV, gotA := rtmptest.MediaPackets(rtmptest.ProbePackets(t, out))
 	if len(gotV) < 100 || len(gotA) < 150 {
 		t.Fatalf("got %d video %d audio packets, want ≥ 100 and ≥ 150 in 6 s", len(gotV), len(gotA))
 	}

@@ -20,8 +20,10 @@ import (
 	"github.com/mtrelay/mtrelay/httptunnel/hls"
 	"github.com/mtrelay/mtrelay/httptunnel/httpflv"
 	"github.com/mtrelay/mtrelay/httptunnel/player"
+	"github.com/mtrelay/mtrelay/httptunnel/record"
 	"github.com/mtrelay/mtrelay/relay"
 	"github.com/mtrelay/mtrelay/rtmp"
+	"github.com/mtrelay/mtrelay/session"
 )
 
 // Protocols that always have a series (at zero when idle), so dashboards and alerts
@@ -37,10 +39,15 @@ type metricsSource struct {
 	hub     *relay.Hub
 	rtmp    *rtmp.Server
 	tunnels *httptunnel.Server
+	sess    *session.Store   // nil: no session series
+	access  *allowControl    // the access chain's counters (allow.go); nil: no decision series
+	rec     *record.Recorder // nil: no recording series
 }
 
 // metricsCollector is a prometheus.Collector that reads the relay's own counters
-// (relay.Hub.Streams and Stats, rtmp.Server.Stats and Conns, httptunnel.Server.Tunnels)
+// (relay.Hub.Streams, Stats and SubscriberEnds, rtmp.Server.Stats and Conns,
+// httptunnel.Server.Tunnels, session.Store.Stats, record.Recorder.Stats, the access
+// chain's decisions)
 // when Prometheus scrapes, so the media path pays nothing for metrics. Per-stream
 // series exist only with --metrics-per-stream, for the maxStreams streams with the
 // most subscribers, so the number of series stays bounded whatever clients publish.
@@ -55,6 +62,9 @@ type metricsCollector struct {
 	streamSubs, streamLive, streamIn, streamOut        *prometheus.Desc
 	streamDropped, streamEvicted, streamsOmitted       *prometheus.Desc
 	streamBitrateIn, streamBitrateOut, streamPublished *prometheus.Desc
+	subsEnded, access                                  *prometheus.Desc
+	sessions, logins, dbErrors                         *prometheus.Desc
+	recActive, recBytes, recStarted, recFailed         *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*metricsCollector)(nil)
@@ -78,6 +88,17 @@ func newMetricsCollector(src metricsSource, perStream bool, maxStreams int) *met
 		accepted:    d("rtmp_connections_accepted_total", "RTMP connections accepted (TCP, TLS and tunnelled)."),
 		disconnects: d("rtmp_disconnects_total", "RTMP connections that completed the handshake and ended, by reason.", "reason"),
 		handshakes:  d("rtmp_handshake_failures_total", "RTMP connections that never completed the handshake, by reason.", "reason"),
+		subsEnded: d("subscribers_disconnected_total", "Subscribers that ended, by protocol and reason: client_closed, timeout, slow, no_publisher, "+
+			"kicked (their stream's publisher was kicked, or they were cut off), bad_input, shutdown; an HLS muxer counts its viewers.", "protocol", "reason"),
+		access: d("access_decisions_total", "Access decisions (allow lists, stream keys, hooks) on connect, publish and play, by result: "+
+			"allowed, refused (allow_list counts the refusals of --allow-publish/--allow-play among them), error (no decision: database or hook failed).", "action", "result"),
+		sessions:   d("http_sessions", "Live HTTP sessions: logged in (each holds a database connection) or anonymous.", "kind"),
+		logins:     d("logins_total", "Console logins, by result: ok, failed (bad credentials), limited (429), unavailable (503: database down or session cap).", "result"),
+		dbErrors:   d("database_errors_total", "Failed database queries: the service pool's, and users' queries that failed for a connection or server error."),
+		recActive:  d("recordings_active", "Recordings being written."),
+		recBytes:   d("recording_bytes_total", "Bytes written to recording files."),
+		recStarted: d("recordings_started_total", "Recordings started (file created or reopened for append)."),
+		recFailed:  d("recordings_failed_total", "Recordings stopped by an error: disk full, write error, queue full."),
 
 		streamLive:       d("stream_live", "1 while the stream has a publisher (--metrics-per-stream).", "stream"),
 		streamPublished:  d("stream_publisher_uptime_seconds", "How long the current publisher has been live (--metrics-per-stream).", "stream"),
@@ -95,8 +116,22 @@ func newMetricsCollector(src metricsSource, perStream bool, maxStreams int) *met
 // Describe sends every descriptor the collector may use.
 func (m *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.streams, m.publishers, m.subscribers, m.bytesIn, m.bytesOut,
-		m.dropped, m.evicted, m.tunnels, m.conns, m.accepted, m.disconnects, m.handshakes} {
+		m.dropped, m.evicted, m.tunnels, m.conns, m.accepted, m.disconnects, m.handshakes, m.subsEnded} {
 		ch <- d
+	}
+	if m.src.access != nil {
+		ch <- m.access
+	}
+	if m.src.sess != nil {
+		ch <- m.sessions
+		ch <- m.logins
+		ch <- m.dbErrors
+	}
+	if m.src.rec != nil {
+		ch <- m.recActive
+		ch <- m.recBytes
+		ch <- m.recStarted
+		ch <- m.recFailed
 	}
 	if m.perStream {
 		for _, d := range []*prometheus.Desc{m.streamLive, m.streamPublished, m.streamSubs, m.streamIn,
@@ -150,6 +185,43 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for reason, n := range rs.HandshakeFailures {
 		counter(m.handshakes, float64(n), reason)
+	}
+
+	// Every standard protocol and reason has a series, at zero until it happens.
+	ends := m.src.hub.SubscriberEnds()
+	for _, proto := range subscriberProtocols {
+		if ends[proto] == nil {
+			ends[proto] = map[string]int64{}
+		}
+	}
+	for proto, byReason := range ends {
+		for _, reason := range relay.EndReasons {
+			counter(m.subsEnded, float64(byReason[reason]), proto, reason)
+		}
+	}
+	if m.src.access != nil {
+		for action, byResult := range m.src.access.decisions() {
+			for result, n := range byResult {
+				counter(m.access, float64(n), action, result)
+			}
+		}
+	}
+	if m.src.sess != nil {
+		ss := m.src.sess.Stats()
+		gauge(m.sessions, float64(ss.Sessions), "login")
+		gauge(m.sessions, float64(ss.Anonymous), "anonymous")
+		counter(m.logins, float64(ss.LoginsOK), "ok")
+		counter(m.logins, float64(ss.LoginsFailed), "failed")
+		counter(m.logins, float64(ss.LoginsLimited), "limited")
+		counter(m.logins, float64(ss.LoginsUnavailable), "unavailable")
+		counter(m.dbErrors, float64(ss.DatabaseErrors))
+	}
+	if m.src.rec != nil {
+		rs := m.src.rec.Stats()
+		gauge(m.recActive, float64(rs.Active))
+		counter(m.recBytes, float64(rs.BytesWritten))
+		counter(m.recStarted, float64(rs.Started))
+		counter(m.recFailed, float64(rs.Failed))
 	}
 
 	if m.perStream {

@@ -36,7 +36,8 @@ func TestMetricsSlowSubscriber(t *testing.T) {
 	waitFor(t, 25*time.Second, "the slow player to be evicted", func() bool {
 		m = r.metrics(t)
 		return m[`mtrelay_subscribers_evicted_total{reason="slow"}`] == 1 &&
-			m[`mtrelay_rtmp_disconnects_total{reason="slow"}`] == 1
+			m[`mtrelay_rtmp_disconnects_total{reason="slow"}`] == 1 &&
+			m[`mtrelay_subscribers_disconnected_total{protocol="rtmp",reason="slow"}`] == 1
 	})
 	if m["mtrelay_dropped_packets_total"] == 0 {
 		t.Error("no dropped packets counted before the eviction")

@@ -72,6 +72,8 @@ func TestMetricsEndToEnd(t *testing.T) {
 
 	m := r.metrics(t)
 	for _, s := range []string{"mtrelay_streams", `mtrelay_subscribers{protocol="hls"}`, "mtrelay_bytes_in_total",
+		`mtrelay_subscribers_disconnected_total{protocol="page",reason="kicked"}`, `mtrelay_logins_total{result="limited"}`,
+		`mtrelay_http_sessions{kind="login"}`, "mtrelay_database_errors_total", `mtrelay_access_decisions_total{action="play",result="refused"}`,
 		`mtrelay_rtmp_handshake_failures_total{reason="bad_version"}`, "go_goroutines", "process_cpu_seconds_total"} {
 		if _, ok := m[s]; !ok {
 			t.Errorf("idle relay: no series %s", s)
@@ -142,7 +144,9 @@ func TestMetricsEndToEnd(t *testing.T) {
 	rtmptPlayer.Close()
 	end := r.waitMetrics(t, "the players' disconnects", func(m map[string]float64) bool {
 		return m[`mtrelay_subscribers{protocol="rtmp"}`] == 0 && m[`mtrelay_subscribers{protocol="rtmpt"}`] == 0 &&
-			m[`mtrelay_rtmp_disconnects_total{reason="client_closed"}`] == 2
+			m[`mtrelay_rtmp_disconnects_total{reason="client_closed"}`] == 2 &&
+			m[`mtrelay_subscribers_disconnected_total{protocol="rtmp",reason="client_closed"}`] == 1 &&
+			m[`mtrelay_subscribers_disconnected_total{protocol="rtmpt",reason="client_closed"}`] == 1
 	})
 	if end["mtrelay_bytes_in_total"] < second["mtrelay_bytes_in_total"] || end["mtrelay_bytes_out_total"] < second["mtrelay_bytes_out_total"] {
 		t.Errorf("byte counters went down: in %v → %v, out %v → %v", second["mtrelay_bytes_in_total"], end["mtrelay_bytes_in_total"],
@@ -198,4 +202,30 @@ func TestMetricsAddr(t *testing.T) {
 			t.Errorf("series %s beyond --metrics-max-streams 1", s)
 		}
 	}
+}
+
+// TestMetricsPlayerBadInput: an RTMP player that sends what the relay cannot parse
+// (a message longer than --max-message-size) is closed, and its subscriber counted
+// under bad_input in subscribers_disconnected_total, not as a client that left.
+func TestMetricsPlayerBadInput(t *testing.T) {
+	t.Parallel()
+	r := startRelay(t)
+	const key = "live/badplayer"
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	pub := r.publisher(t, "rtmp", key)
+	stop := livePublisher(t, ctx, pub, loopTags(fixtureTags(t), 2), newPacer(1, 0))
+	defer stop()
+	pl := r.player(t, "rtmp", key)
+	if _, err := pl.ReadMedia(ctx); err != nil {
+		t.Fatalf("player: %v", err)
+	}
+	// Chunk stream 3, type 0 header: timestamp 0, length 0xFFFFFF, AMF0 command.
+	if err := pl.WriteRaw([]byte{0x03, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0x14, 0, 0, 0, 0}); err != nil {
+		t.Fatal(err)
+	}
+	r.waitMetrics(t, "the player counted under bad_input", func(m map[string]float64) bool {
+		return m[`mtrelay_subscribers_disconnected_total{protocol="rtmp",reason="bad_input"}`] == 1 &&
+			m[`mtrelay_subscribers_disconnected_total{protocol="rtmp",reason="client_closed"}`] == 0
+	})
 }

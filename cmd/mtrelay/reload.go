@@ -3,18 +3,45 @@ package main
 // Live reload: SIGHUP and POST /api/admin/reload re-read flags, env and the config
 // file, apply what the running components can take without dropping a stream or a
 // session, and log every changed key with whether it took effect or needs a restart.
+// A configuration that does not load or validate changes nothing.
 //
-// What takes effect at once:
+// What takes effect at once (liveGroups below; none closes a connection, a stream
+// or a session):
 //   - log-level: the root logger writes through a levelWriter whose level is atomic;
 //   - access-log: the access log's level is atomic (accesslog.go);
 //   - max-conns: rtmp.Server.SetMaxConns (new connections only; none is closed);
+//   - handshake-timeout, idle-timeout: rtmp.Server.SetTimeouts, for connections
+//     accepted from now on (running ones keep theirs);
+//   - hub limits (queue-packets, queue-bytes, queue-duration, slow-grace, gop-frames,
+//     gop-bytes, play-wait): relay.Hub.SetLimits; subscribers that join from now on
+//     get the new queue caps, slow grace and play wait, those already playing keep
+//     theirs; the GOP cache applies its new caps from the next frame;
+//   - RTMPT limits (rtmpt-max-tunnels, rtmpt-max-tunnels-per-ip, rtmpt-max-body,
+//     rtmpt-idle-timeout): httptunnel.Server.SetLimits; the next /open/1 and the next
+//     request; open tunnels are judged by the new idle timeout from the reaper's next
+//     tick; a lowered cap closes no tunnel;
+//   - session limits (session-idle-timeout, session-max-age, max-sessions,
+//     max-anonymous-sessions, login-failures-per-ip, login-failures-per-user,
+//     login-window, session-query-timeout): session.Store.SetLimits (session.go);
+//   - hooks (on-connect, on-publish, on-play, on-done, hook-timeout up to the bound
+//     fixed at start, hooks-fail-open, hook-format): hookSet.reload (hooks.go);
+//     decisions in progress finish with the old settings;
+//   - allow-publish, allow-play: the allow lists are swapped atomically (allow.go);
+//     the next publish or play is judged by them, running ones are left alone;
+//   - record: record.Recorder.SetPatterns; publishes that start from now on are
+//     matched against the new patterns, running recordings go on;
 //   - tls-cert, tls-key: the files are read again on every reload, also when their
 //     names did not change, and served through tls.Config.GetCertificate, so
 //     new TLS handshakes get the new certificate and open connections keep theirs.
 //
-// Everything else (listen addresses, hub queue and GOP limits, RTMPT limits,
-// timeouts, the database, metrics options) is fixed when the components are built:
-// a change is logged as "needs a restart" and the running value stays.
+// Everything else is fixed when the components are built and needs a restart: a
+// change is logged as "config change needs a restart" and the running value stays.
+// That is: listen addresses (rtmp-addr, http-addr, rtmps-addr, https-addr,
+// metrics-addr, debug-addr) and turning TLS on or off, log-format, database-url,
+// record-dir, record-max-queue, the
+// RTMP connection settings (chunk-size, write-timeout, write-coalesce,
+// max-message-size: each connection reads them from the server's fixed config), rtmpt-max-pending, metrics options,
+// shutdown-timeout, and a hook-timeout above its start bound.
 
 import (
 	"context"
@@ -25,11 +52,15 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 
 	"github.com/rs/zerolog"
 
+	"github.com/mtrelay/mtrelay/httptunnel"
+	"github.com/mtrelay/mtrelay/httptunnel/record"
+	"github.com/mtrelay/mtrelay/relay"
 	"github.com/mtrelay/mtrelay/rtmp"
 	"github.com/mtrelay/mtrelay/session"
 )
@@ -115,27 +146,83 @@ type change struct {
 	Applied bool   `json:"applied"` // false: needs a restart, the running value stays
 }
 
+// reloadTargets are the running components a reload changes; all are immutable.
+type reloadTargets struct {
+	rtmp    *rtmp.Server
+	access  *accessLog
+	certs   *certFiles // nil without TLS
+	hub     *relay.Hub
+	tunnels *httptunnel.Server
+	chain   *hookSet         // hooks and allow lists (hooks.go, allow.go)
+	sess    *session.Store   // session limits (session.go)
+	rec     *record.Recorder // record patterns (record.go)
+}
+
 // reloader applies reloads to the running relay; reloads run one at a time.
 type reloader struct {
-	log    zerolog.Logger         // component=config
-	load   func() (Config, error) // immutable
-	level  *levelWriter           // nil: log level fixed
-	rtmp   *rtmp.Server           // immutable
-	access *accessLog             // immutable
-	certs  *certFiles             // nil without TLS
+	log   zerolog.Logger         // component=config
+	load  func() (Config, error) // immutable
+	level *levelWriter           // nil: log level fixed
+	reloadTargets
 
 	mu      sync.Mutex
 	running Config // guarded by mu: the configuration in effect
 }
 
-func newReloader(cfg Config, log zerolog.Logger, ro reloadOpts, rs *rtmp.Server, acc *accessLog, certs *certFiles) *reloader {
+func newReloader(cfg Config, log zerolog.Logger, ro reloadOpts, t reloadTargets) *reloader {
 	load := ro.load
 	if load == nil {
 		load = func() (Config, error) { return cfg, nil }
 	}
 	return &reloader{
 		log: log.With().Str("component", "config").Logger(), load: load, level: ro.level,
-		rtmp: rs, access: acc, certs: certs, running: cfg,
+		reloadTargets: t, running: cfg,
+	}
+}
+
+// liveGroup is a set of keys one component takes together: apply gets the whole
+// next configuration and sets every key of the group at once.
+type liveGroup struct {
+	keys  []string
+	apply func(rl *reloader, next Config) error
+}
+
+// liveGroups are the keys that apply live beyond those of reloader.apply's switch.
+var liveGroups = []liveGroup{
+	{[]string{"handshake-timeout", "idle-timeout"},
+		func(rl *reloader, c Config) error {
+			return rl.rtmp.SetTimeouts(rtmp.Timeouts{HandshakeTimeout: c.HandshakeTimeout, IdleTimeout: c.IdleTimeout})
+		}},
+	{[]string{"queue-packets", "queue-bytes", "queue-duration", "slow-grace", "gop-frames", "gop-bytes", "play-wait"},
+		func(rl *reloader, c Config) error { return rl.hub.SetLimits(hubConfig(c)) }},
+	{[]string{"rtmpt-max-tunnels", "rtmpt-max-tunnels-per-ip", "rtmpt-max-body", "rtmpt-idle-timeout"},
+		func(rl *reloader, c Config) error {
+			return rl.tunnels.SetLimits(httptunnel.Limits{MaxBodyBytes: c.TunnelMaxBody, MaxTunnels: c.TunnelMaxTunnels,
+				MaxTunnelsPerIP: c.TunnelMaxTunnelsPerIP, IdleTimeout: c.TunnelIdleTimeout})
+		}},
+	{[]string{"session-idle-timeout", "session-max-age", "max-sessions", "max-anonymous-sessions",
+		"login-failures-per-ip", "login-failures-per-user", "login-window", "session-query-timeout"},
+		func(rl *reloader, c Config) error { return reloadSessionLimits(rl.sess, c) }},
+	{[]string{"on-connect", "on-publish", "on-play", "on-done", "hook-timeout", "hooks-fail-open", "hook-format"},
+		func(rl *reloader, c Config) error { return rl.chain.reload(c) }},
+	{[]string{"allow-publish", "allow-play"},
+		func(rl *reloader, c Config) error { return rl.chain.allow.set(c.allowConfig) }},
+	{[]string{"record"}, func(rl *reloader, c Config) error { return reloadRecordPatterns(rl.rec, c) }},
+}
+
+// hubConfig returns the hub's part of c.
+func hubConfig(c Config) relay.Config {
+	return relay.Config{QueuePackets: c.QueuePackets, QueueBytes: c.QueueBytes, QueueDuration: c.QueueDuration,
+		SlowGrace: c.SlowGrace, GOPFrames: c.GOPFrames, GOPBytes: c.GOPBytes, PlayWait: c.PlayWait}
+}
+
+// setRunning records key's value from next in rl.running. Called with rl.mu held.
+func (rl *reloader) setRunning(key string, next Config) {
+	keep := rl.running
+	fs := newFlagSet(&rl.running, io.Discard) // declaring the flags writes the defaults, so:
+	rl.running = keep
+	if err := fs.Set(key, configValues(next)[key]); err != nil {
+		rl.log.Error().Err(err).Str("key", key).Msg("reload: recording the running value failed")
 	}
 }
 
@@ -174,15 +261,15 @@ func (rl *reloader) reload(trigger string) ([]change, error) {
 	}
 	old, nw := configValues(rl.running), configValues(next)
 	var changes []change
+	// This reload's results of liveGroups, by index.
+	groupDone := map[int]error{}
 	newFlagSet(new(Config), io.Discard).VisitAll(func(f *flag.Flag) { // sorted by name
 		if old[f.Name] == nw[f.Name] {
 			return
 		}
 		ch := change{Key: f.Name, From: old[f.Name], To: nw[f.Name]}
-		if f.Name == "database-url" {
-			ch.From, ch.To = maskDatabaseURL(ch.From), maskDatabaseURL(ch.To)
-		}
-		ch.Applied = rl.apply(f.Name, next)
+		ch.From, ch.To = maskSetting(f.Name, ch.From), maskSetting(f.Name, ch.To) // hooks.go: no secrets in logs
+		ch.Applied = rl.apply(f.Name, next, groupDone)
 		ev := log.Info()
 		msg := "config change applied"
 		if !ch.Applied {
@@ -204,9 +291,28 @@ func (rl *reloader) reload(trigger string) ([]change, error) {
 }
 
 // apply makes key's value in next take effect and records it in rl.running; it
-// reports false when the key needs a restart. Called with rl.mu held.
-func (rl *reloader) apply(key string, next Config) bool {
+// reports false when the key needs a restart. groups holds the results of the
+// liveGroups already applied by this reload. Called with rl.mu held.
+func (rl *reloader) apply(key string, next Config, groups map[int]error) bool {
 	r := &rl.running
+	for i, g := range liveGroups {
+		if !slices.Contains(g.keys, key) {
+			continue
+		}
+		err, done := groups[i]
+		if !done {
+			err = g.apply(rl, next)
+			groups[i] = err
+			if err != nil {
+				rl.log.Error().Err(err).Strs("keys", g.keys).Msg("reload: not applied, the running values stay")
+			}
+		}
+		if err != nil {
+			return false
+		}
+		rl.setRunning(key, next)
+		return true
+	}
 	switch key {
 	case "log-level":
 		lvl, err := zerolog.ParseLevel(next.LogLevel)

@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/pem"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -93,10 +95,12 @@ func (rr *reloadRelay) accessLines(path, level string) []map[string]any {
 	})
 }
 
-// TestReloadUnderLoad changes the log level and max-conns with SIGHUP while a stream
-// plays to an RTMP and an RTMPT player: both get every frame, debug lines appear and
-// disappear with the level, the connection limit applies to the next connection, and
-// a changed listen address is logged as needing a restart.
+// TestReloadUnderLoad changes the log level, max-conns, a hub limit (play-wait) and
+// an RTMPT limit (rtmpt-max-tunnels) with SIGHUP while a stream plays to an RTMP and
+// an RTMPT player: both get every frame, debug lines appear and disappear with the
+// level, the connection and tunnel limits apply to the next connection and tunnel,
+// a player that joins after the reload gets the new play-wait, and a changed listen
+// address is logged as needing a restart.
 func TestReloadUnderLoad(t *testing.T) {
 	t.Parallel()
 	rr := startReloadRelay(t, "log-level: info\nmax-conns: 100\n", false)
@@ -120,10 +124,12 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Fatalf("at log-level info, access log debug lines were written: %v", got)
 	}
 
-	// debug, and room for exactly the three connections there are (publisher, two
-	// players); the RTMP port moves, which needs a restart.
-	rr.reload(t, "log-level: debug\nmax-conns: 3\nrtmp-addr: \":1\"\n")
-	for _, key := range []string{"log-level", "max-conns"} {
+	// debug, room for exactly the three connections there are (publisher, two
+	// players) and the one tunnel, a short play-wait for new players; the RTMP port
+	// moves, which needs a restart.
+	const limits = "play-wait: 1s\nrtmpt-max-tunnels: 1\nhandshake-timeout: 1s\n"
+	rr.reload(t, "log-level: debug\nmax-conns: 3\nrtmp-addr: \":1\"\n"+limits)
+	for _, key := range []string{"log-level", "max-conns", "play-wait", "rtmpt-max-tunnels", "handshake-timeout"} {
 		if l := rr.changeLines(key); len(l) != 1 || l[0]["applied"] != true {
 			t.Errorf("%s change: log lines %v, want one, applied", key, l)
 		}
@@ -141,18 +147,47 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Errorf("a fourth connection was accepted at max-conns 3")
 	}
 	dcancel()
+	resp, err := http.Post("http://"+rr.httpAddr+"/open/1", "application/x-fcs", bytes.NewReader([]byte{0}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("a second RTMPT tunnel at rtmpt-max-tunnels 1: %s, want 503", resp.Status)
+	}
 
 	// Back to info with room again; the restart-only key is still reported.
-	rr.reload(t, "log-level: info\nmax-conns: 100\nrtmp-addr: \":1\"\n")
+	rr.reload(t, "log-level: info\nmax-conns: 100\nrtmp-addr: \":1\"\n"+limits)
 	if l := rr.changeLines("rtmp-addr"); len(l) != 2 {
 		t.Errorf("rtmp-addr: %d log lines, want it reported again while it differs from the running value", len(l))
+	}
+	for _, key := range []string{"play-wait", "rtmpt-max-tunnels"} { // applied, unchanged since
+		if l := rr.changeLines(key); len(l) != 1 {
+			t.Errorf("%s: %d log lines, want 1: an applied value is the running one", key, len(l))
+		}
 	}
 	rr.get(t, "/healthz")
 	if got := rr.accessLines("/healthz", "debug"); len(got) != 1 {
 		t.Fatalf("back at log-level info: %d access log debug lines for /healthz, want still 1", len(got))
 	}
+	// A player that joins now waits the new play-wait (1s, not the default 30s) for
+	// a publisher that never comes, and is counted under that reason.
 	late := rr.player(t, "rtmp", "live/other") // max-conns is 100 again
+	rr.waitMetrics(t, "the late player to give up after the new play-wait", func(m map[string]float64) bool {
+		return m[`mtrelay_subscribers_disconnected_total{protocol="rtmp",reason="no_publisher"}`] == 1
+	})
 	late.Close()
+	// A connection that never handshakes is closed after the new handshake-timeout
+	// (1s, not the default 10s).
+	raw, err := net.Dial("tcp", rr.rtmpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.SetReadDeadline(time.Now().Add(8 * time.Second))
+	if _, err := raw.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Errorf("a silent connection after handshake-timeout 1s: %v, want it closed by the relay", err)
+	}
+	raw.Close()
 
 	if err := publishAll(ctx, pub, tags[half:], 0, newPacer(8, tags[half].Timestamp)); err != nil {
 		t.Fatalf("publisher: %v", err)
@@ -276,5 +311,52 @@ func TestAdminReload(t *testing.T) {
 	admin.csrf = csrf
 	if code, b := admin.do("POST", "/api/admin/reload", nil); code != http.StatusOK || !bytes.Contains(b, []byte(`"changes":[]`)) {
 		t.Errorf("admin: %d %s, want 200 and no changes", code, b)
+	}
+}
+
+// TestReloadRecordPatterns changes --record with SIGHUP: a publish matching the old
+// patterns is recorded (the recording metrics count it), one after the reload to
+// "none" is not, and the recording that runs across the reload goes on.
+func TestReloadRecordPatterns(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	conf := "record-dir: " + dir + "\n"
+	rr := startReloadRelay(t, conf+"record: live/rec*\n", false)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	tags := fixtureTags(t)[:60]
+
+	running := rr.publisher(t, "rtmp", "live/rec1")
+	if err := sendTags(ctx, running, tags[:30], 0, newPacer(20, 0)); err != nil {
+		t.Fatal(err)
+	}
+	rr.waitMetrics(t, "the recording to start", func(m map[string]float64) bool {
+		return m["mtrelay_recordings_active"] == 1 && m["mtrelay_recordings_started_total"] == 1 && m["mtrelay_recording_bytes_total"] > 0
+	})
+
+	rr.reload(t, conf+"record: none\n")
+	if l := rr.changeLines("record"); len(l) != 1 || l[0]["applied"] != true {
+		t.Errorf("record change: log lines %v, want one, applied", l)
+	}
+	other := rr.publisher(t, "rtmp", "live/rec2")
+	if err := publishAll(ctx, other, tags, 0, newPacer(20, 0)); err != nil {
+		t.Fatal(err)
+	}
+	before := rr.metrics(t)["mtrelay_recording_bytes_total"]
+	if err := publishAll(ctx, running, tags[30:], tags[30].Timestamp, newPacer(20, tags[30].Timestamp)); err != nil {
+		t.Fatal(err)
+	}
+	m := rr.waitMetrics(t, "the running recording to finish", func(m map[string]float64) bool {
+		return m["mtrelay_recordings_active"] == 0
+	})
+	if m["mtrelay_recordings_started_total"] != 1 || m["mtrelay_recordings_failed_total"] != 0 {
+		t.Errorf("recordings started %v, failed %v; want 1 and 0 (live/rec2 began after record: none)",
+			m["mtrelay_recordings_started_total"], m["mtrelay_recordings_failed_total"])
+	}
+	if m["mtrelay_recording_bytes_total"] <= before {
+		t.Errorf("recording bytes %v → %v: the recording across the reload stopped growing", before, m["mtrelay_recording_bytes_total"])
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, "live", "rec2*")); len(files) != 0 {
+		t.Errorf("live/rec2 was recorded after record: none: %v", files)
 	}
 }

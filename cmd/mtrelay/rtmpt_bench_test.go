@@ -182,13 +182,13 @@ type relayProc struct {
 	logs     *logBuffer // its log lines after "mtrelay listening"
 }
 
-// startRelayProc starts bin and waits for its "mtrelay listening" line (JSON, fields
-// rtmp and http; see TestSIGTERMGracefulShutdown). It is stopped with SIGTERM, and
-// killed if it does not exit within 10 s, when tb ends.
-func startRelayProc(tb testing.TB, bin string) *relayProc {
+// startRelayProc starts bin (with extra flags args) and waits for its "mtrelay
+// listening" line (JSON, fields rtmp and http; see TestSIGTERMGracefulShutdown). It is
+// stopped with SIGTERM, and killed if it does not exit within 10 s, when tb ends.
+func startRelayProc(tb testing.TB, bin string, args ...string) *relayProc {
 	tb.Helper()
-	cmd := exec.CommandContext(tb.Context(), bin, "--rtmp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-		"--log-format", "json", "--log-level", "info")
+	cmd := exec.CommandContext(tb.Context(), bin, append([]string{"--rtmp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--log-format", "json", "--log-level", "info"}, args...)...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
 	stderr, err := cmd.StderrPipe()

@@ -63,19 +63,30 @@ func runReloadable(ctx context.Context, cfg Config, log zerolog.Logger, ls liste
 		return err
 	}
 	defer closeSessions(sess, cfg, log)
-	accessCtl, accessTimeout, closeHooks, err := newAccessControl(cfg, log, sess) // hooks.go
+	rec, err := newRecorder(cfg, log, hub, sess) // record.go
 	if err != nil {
 		return err
 	}
-	defer closeHooks()
+	// Closed before the sessions: the recordings' ends are logged through them.
+	defer closeRecorder(rec, cfg, log)
+	chain, err := newAccessControl(cfg, log, sess) // hooks.go; chain.reload applies hook settings
+	if err != nil {
+		return err
+	}
+	defer chain.close()
+	vodSrc, err := newVOD(cfg, log, chain) // vod.go
+	if err != nil {
+		return err
+	}
 	rs, err := rtmp.New(rtmp.Config{
-		Access:           accessCtl,
-		AccessTimeout:    accessTimeout,
+		Access:           chain.ctl,
+		AccessTimeout:    chain.timeout,
 		ChunkSize:        uint32(cfg.ChunkSize),
 		HandshakeTimeout: cfg.HandshakeTimeout,
 		IdleTimeout:      cfg.IdleTimeout,
 		WriteTimeout:     cfg.WriteTimeout,
 		WriteCoalesce:    cfg.WriteCoalesce,
+		VOD:              rtmpVOD{vodSrc}, // vod.go
 		MaxMessageSize:   uint32(cfg.MaxMessageSize),
 		MaxConns:         cfg.MaxConns,
 	}, log, hub)
@@ -104,13 +115,15 @@ func runReloadable(ctx context.Context, cfg Config, log zerolog.Logger, ls liste
 		tlsCfg = &tls.Config{GetCertificate: certs.getCertificate, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12}
 	}
 	access := newAccessLog(cfg.AccessLog, log, ro.level)
-	reloads := newReloader(cfg, log, ro, rs, access, certs)
+	reloads := newReloader(cfg, log, ro, reloadTargets{rtmp: rs, access: access, certs: certs, hub: hub, tunnels: tunnels, chain: chain, sess: sess, rec: rec})
 
 	mux := http.NewServeMux()
 	tunnels.Mount(mux)
 	sess.Mount(mux)
-	media := mountMedia(mux, log, hub, ls.rtmp.Addr())
-	metrics, err := mountMetrics(ctx, cfg, log, mux, metricsSource{hub: hub, rtmp: rs, tunnels: tunnels})
+	mountRecordings(mux, rec, log) // record.go: without a database (sess.Mount serves it from the database otherwise)
+	media := mountMedia(mux, log, hub, ls.rtmp.Addr(), chain)
+	mountVOD(mux, vodSrc, media) // vod.go
+	metrics, err := mountMetrics(ctx, cfg, log, mux, metricsSource{hub: hub, rtmp: rs, tunnels: tunnels, sess: sess, access: chain.allow, rec: rec})
 	if err != nil {
 		return err
 	}
@@ -218,6 +231,7 @@ func runReloadable(ctx context.Context, cfg Config, log zerolog.Logger, ls liste
 	if err := media.close(sctx); err != nil {
 		log.Warn().Err(err).Msg("browser playback viewers did not close in time")
 	}
+	closeRecorder(rec, cfg, log) // record.go: the hub is closed, so the recordings have all it delivered: finish the files
 	if err := hs.Shutdown(sctx); err != nil {
 		hs.Close()
 	}
@@ -236,4 +250,15 @@ func drainPlayers(rs *rtmp.Server, tunnels *httptunnel.Server, max time.Duration
 		time.Sleep(10 * time.Millisecond)
 	}
 	_ = tunnels.Drain(ctx)
+}
+
+// closeWithin calls closeFn with a context that ends after d (the shutdown timeout),
+// and logs msg as a warning if it fails: the shutdown of one component that has a
+// Close(ctx) of its own (sessions, recordings, hooks).
+func closeWithin(d time.Duration, closeFn func(context.Context) error, log zerolog.Logger, msg string) {
+	ctx, cancel := context.WithTimeoutCause(context.Background(), d, errors.New("shutdown timeout"))
+	defer cancel()
+	if err := closeFn(ctx); err != nil {
+		log.Warn().Err(err).Msg(msg)
+	}
 }

@@ -171,6 +171,11 @@ func TestSessionStreamKeys(t *testing.T) {
 	if st, ok := r.stream(t, "live/cam"); ok && st.Publisher != nil {
 		t.Fatal("stream still has a publisher after kick")
 	}
+	// Nobody plays it: the stream leaves /api/streams.
+	waitFor(t, 10*time.Second, "the kicked stream to leave /api/streams", func() bool {
+		_, ok := r.stream(t, "live/cam")
+		return !ok
+	})
 	ctx, cancel = context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	if err := pub.Wait(ctx); err == nil {
@@ -238,7 +243,8 @@ func TestSessionDatabaseDown(t *testing.T) {
 	}
 }
 
-// TestSessionNoDatabase: without --database-url publishing is open and logins 503.
+// TestSessionNoDatabase: without --database-url publishing is open, logins 503 and
+// / is the public stream list.
 func TestSessionNoDatabase(t *testing.T) {
 	t.Parallel()
 	r := startRelay(t)
@@ -253,6 +259,12 @@ func TestSessionNoDatabase(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 503 || !strings.Contains(string(b), "logins disabled: no database configured") {
 		t.Fatalf("login: %d %s", resp.StatusCode, b)
+	}
+	// / stays the public stream list; /streams is the same list.
+	for _, p := range []string{"/", "/streams"} {
+		if code, page := sessGet(t, "http://"+r.httpAddr+p); code != http.StatusOK || !strings.Contains(page, "<h1>Live streams</h1>") {
+			t.Fatalf("GET %s without a database: %d, want the stream list", p, code)
+		}
 	}
 }
 
@@ -293,7 +305,8 @@ func execSQL(t *testing.T, url, q string) error {
 // TestSessionPublishLogAndRevoke: through the real relay, a keyed publish is logged
 // and, once the publisher disconnects, gets ended_at and a duration (so does one
 // refused as busy after its key check); a key revoked
-// with POST /api/keys/{id}/revoke refuses the next publish; /console is served.
+// with POST /api/keys/{id}/revoke refuses the next publish; the console is at / (and
+// /console), the stream list at /streams.
 func TestSessionPublishLogAndRevoke(t *testing.T) {
 	t.Parallel()
 	r := startDBRelay(t)
@@ -341,28 +354,46 @@ func TestSessionPublishLogAndRevoke(t *testing.T) {
 	_, err = goPublish(t, r.testRelay, "live", "rv?key="+k.Key)
 	wantUnauthorized(t, err, "publish with a revoked (inactive) key")
 
-	resp, err := http.Get("http://" + r.httpAddr + "/console")
-	if err != nil {
-		t.Fatal(err)
+	// The console is / (and /console leads there); the stream list moved to /streams.
+	for _, p := range []string{"/", "/console"} {
+		if code, page := sessGet(t, "http://"+r.httpAddr+p); code != http.StatusOK || !strings.Contains(page, "/console/console.js") {
+			t.Fatalf("GET %s: %d, want the console page", p, code)
+		}
 	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "/console/console.js") {
-		t.Fatalf("GET /console: %d", resp.StatusCode)
+	if code, page := sessGet(t, "http://"+r.httpAddr+"/streams"); code != http.StatusOK || !strings.Contains(page, "<h1>Live streams</h1>") {
+		t.Fatalf("GET /streams: %d, want the stream list", code)
 	}
 }
 
-// TestConsoleChromium drives /console in headless Chromium: log in with the form,
-// create a key, see the keyed stream live, kick it, revoke the key; every write goes
-// through the page's script with its X-CSRF-Token header.
+// sessGet returns the status and body of GET url (redirects followed).
+func sessGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestConsoleChromium drives the console at / in headless Chromium: log in with the
+// form, create a key (with a copy button), see the keyed stream live with its
+// player link, kick it, revoke the key, see a recording with its file and player
+// links; every write goes through the page's script with its X-CSRF-Token header.
 func TestConsoleChromium(t *testing.T) {
 	t.Parallel()
 	r := startDBRelay(t)
 	dave := r.db.CreateRole(t, "dave", "davepw", "mtrelay_user")
+	// A recording of dave's, written as the relay's recorder does (service role).
+	if err := execSQL(t, r.db.URL, `SELECT mtrelay.recording_started('live', 'web', 'live/web-20261130-120000.flv', '`+
+		dave+`', now())`); err != nil {
+		t.Fatal(err)
+	}
 	ctx := startChromium(t)
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+r.httpAddr+"/console")); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+r.httpAddr+"/")); err != nil {
 		t.Fatalf("open console: %v", err)
 	}
 	js := func(expr string) string {
@@ -380,6 +411,9 @@ func TestConsoleChromium(t *testing.T) {
 	text := func(id string) string { return js(`document.getElementById("` + id + `").textContent`) }
 
 	waitJS("the login form", `String(!document.getElementById("login").hidden)`)
+	if got := js(`document.querySelector('a[href="/streams"]') ? "yes" : "no"`); got != "yes" {
+		t.Fatal("the login page does not link the public stream list at /streams")
+	}
 	if err := chromedp.Do(ctx,
 		chromedp.SendKeys(`#login input[name="username"]`, dave),
 		chromedp.SendKeys(`#login input[name="password"]`, "davepw"),
@@ -400,12 +434,21 @@ func TestConsoleChromium(t *testing.T) {
 	}
 	waitJS("the new key in the table", `String(document.getElementById("keys").textContent.includes("live/web"))`)
 	key := js(`document.querySelector("#keys code").textContent`)
+	if got := js(`String(document.querySelectorAll("#keys button.copy").length)`); got != "1" {
+		t.Fatalf("%s copy buttons for one key, want 1", got)
+	}
+	waitJS("the recording with its file and player links", `String(
+		!!document.querySelector('#recordings a[href="/vod/live/web-20261130-120000.flv"]') &&
+		!!document.querySelector('#recordings a[href="/play/vod?file=live%2Fweb-20261130-120000.flv"]'))`)
 
 	if _, err := goPublish(t, r.testRelay, "live", "web?key="+key); err != nil {
 		t.Fatalf("publish with the key created in the console: %v", err)
 	}
 	waitJS("the live stream with a kick button",
 		`String([...document.querySelectorAll("#live button")].some(b => b.textContent === "Kick"))`)
+	if got := js(`String(!!document.querySelector('#live a[href="/play/live/web"]'))`); got != "true" {
+		t.Fatal("the live stream has no player link")
+	}
 	waitJS("the publish log row", `String(document.getElementById("log").textContent.includes("live/web"))`)
 
 	if err := chromedp.Do(ctx, chromedp.Click(`#live button`)); err != nil { // "Kick"
@@ -415,8 +458,9 @@ func TestConsoleChromium(t *testing.T) {
 	if st, ok := r.stream(t, "live/web"); ok && st.Publisher != nil {
 		t.Fatal("stream still has a publisher after the console's kick")
 	}
-	if err := chromedp.Do(ctx, chromedp.Click(`#keys button`)); err != nil { // "Revoke"
-		t.Fatalf("revoke: %v", err)
+	if got := js(`(() => { const b = [...document.querySelectorAll("#keys button")].find(b => b.textContent === "Revoke");
+		if (!b) return "no revoke button"; b.click(); return "ok"; })()`); got != "ok" {
+		t.Fatalf("revoke: %s", got)
 	}
 	waitJS("the key shown revoked", `String(document.getElementById("keys").textContent.includes("revoked"))`)
 	if e := text("error"); e != "" {

@@ -176,10 +176,10 @@ func (f *flow) check(t *testing.T) {
 			t.Fatalf("%s player %d: %v\n%s", f.spec.players[i], i, err, p.Stderr())
 		}
 	}
-	wantV, wantA := mediaPackets(rtmptest.ProbePackets(t, rtmptest.FixturePath(t)))
+	wantV, wantA := rtmptest.MediaPackets(rtmptest.ProbePackets(t, rtmptest.FixturePath(t)))
 	for i, out := range f.outs {
 		name := f.spec.key + " " + f.spec.pub + "→" + f.spec.players[i]
-		gotV, gotA := mediaPackets(rtmptest.ProbePackets(t, out))
+		gotV, gotA := rtmptest.MediaPackets(rtmptest.ProbePackets(t, out))
 		wantV, wantA := wantV, wantA
 		if f.spec.flushDefault && len(gotV)+len(gotA) >= len(wantV)+len(wantA)-10 {
 			wantV, wantA = wantV[:min(len(gotV), len(wantV))], wantA[:min(len(gotA), len(wantA))]

@@ -177,9 +177,14 @@ start_server() {
 	srv_debug=""
 	case $name in
 	mtrelay)
-		srv_debug=127.0.0.1:$(freeport)
+		# --debug-addr only to profile: it turns heap profiling on (more memory).
+		local dbg=()
+		if [ -n "$profile" ] && [ "$n" = "$maxn" ]; then
+			srv_debug=127.0.0.1:$(freeport)
+			dbg=(--debug-addr "$srv_debug")
+		fi
 		taskset -c "$srvcore" "$tmp/mtrelay" --rtmp-addr "$srv_rtmp" --http-addr "$srv_http" \
-			--debug-addr "$srv_debug" --log-level warn --log-format json \
+			"${dbg[@]}" --log-level warn --log-format json \
 			--max-conns $((n + 64)) --rtmpt-max-tunnels $((n + 64)) --rtmpt-max-tunnels-per-ip $((n + 64)) \
 			>"$out/mtrelay-$n.log" 2>&1 &
 		srv_pid=$!
@@ -263,30 +268,31 @@ done
 echo
 echo "compare.sh: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(uname -r)"
 echo "input $input ($(jq -r .stream_mbps "${results[0]}" | xargs printf '%.2f') Mbit/s), proto $proto, ramp $ramp, settle $settle, window $duration; server on core $srvcore, rtmpload on core $loadcore"
-fmt='%-8s %5s %9s %8s %7s %8s %8s %8s %9s %9s %8s %8s %8s %8s %8s\n'
+fmt='%-8s %5s %9s %7s %7s %8s %7s %7s %7s %7s %8s %9s %8s %8s %7s %7s %7s %8s\n'
 # shellcheck disable=SC2059
-printf "$fmt" server N conn/fail video% worst% srvCPU% RSS_MB HWM_MB Mbit/s expMbit/s lat50ms lat99ms join50 join90 gap99ms
+printf "$fmt" server N conn/fail video% worst% srvCPU% RSS_MB anonMB fileMB HWM_MB ctxsw/s Mbit/s expMbit/s lat50ms lat99ms join50 join90 gap99ms
 for j in "${results[@]}"; do
 	jq -r '[.label, .players, "\(.connected)/\(.failed)", (.video_delivered_pct*100|round/100),
 		(.min_player_video_pct*100|round/100), (.server_cpu_pct*10|round/10), (.server_rss_mb*10|round/10),
-		(.server_hwm_mb*10|round/10), (.delivered_mbps|round), (.expected_mbps|round),
+		((.server_rss_anon_mb // 0)*10|round/10), ((.server_rss_file_mb // 0)*10|round/10),
+		(.server_hwm_mb*10|round/10), ((.server_ctxsw_per_s // 0)|round), (.delivered_mbps|round), (.expected_mbps|round),
 		(.latency_ms.p50*10|round/10), (.latency_ms.p99*10|round/10),
 		(.join_keyframe_ms.p50|round), (.join_keyframe_ms.p90|round), (.max_gap_ms.p99|round)] | @tsv' "$j" |
 		# shellcheck disable=SC2059
-		while IFS=$'\t' read -r a b c d e f g h i k l m o p q; do printf "$fmt" "$a" "$b" "$c" "$d" "$e" "$f" "$g" "$h" "$i" "$k" "$l" "$m" "$o" "$p" "$q"; done
+		while IFS=$'\t' read -r a b c d e f g g2 g3 h h2 i k l m o p q; do printf "$fmt" "$a" "$b" "$c" "$d" "$e" "$f" "$g" "$g2" "$g3" "$h" "$h2" "$i" "$k" "$l" "$m" "$o" "$p" "$q"; done
 done
 if [[ " $servers " == *" mtrelay "* && " $servers " == *" nginx "* && "$proto" = rtmp ]]; then
 	echo
 	echo "ratios mtrelay / nginx (CPU ≤ 1.0 and RSS ≤ 2.0 are the issue's targets)"
-	printf '%6s %8s %8s %8s %10s %10s %10s\n' N CPU RSS HWM lat50 lat99 join50
+	printf '%6s %8s %8s %8s %8s %10s %10s %10s\n' N CPU RSS anon HWM lat50 lat99 join50
 	for n in $players; do
 		m=$out/mtrelay-$n.json g=$out/nginx-$n.json
 		jq -rn --slurpfile m "$m" --slurpfile g "$g" '
 			def r(a; b): if b == 0 then "n/a" else ((a / b) * 1000 | round / 1000 | tostring) end;
 			[$m[0].players, r($m[0].server_cpu_pct; $g[0].server_cpu_pct), r($m[0].server_rss_mb; $g[0].server_rss_mb),
-			 r($m[0].server_hwm_mb; $g[0].server_hwm_mb), r($m[0].latency_ms.p50; $g[0].latency_ms.p50),
+			 r($m[0].server_rss_anon_mb // 0; $g[0].server_rss_anon_mb // 0), r($m[0].server_hwm_mb; $g[0].server_hwm_mb), r($m[0].latency_ms.p50; $g[0].latency_ms.p50),
 			 r($m[0].latency_ms.p99; $g[0].latency_ms.p99), r($m[0].join_keyframe_ms.p50; $g[0].join_keyframe_ms.p50)] | @tsv' |
-			while IFS=$'\t' read -r a b c d e f g; do printf '%6s %8s %8s %8s %10s %10s %10s\n' "$a" "$b" "$c" "$d" "$e" "$f" "$g"; done
+			while IFS=$'\t' read -r a b c d2 d e f g; do printf '%6s %8s %8s %8s %8s %10s %10s %10s\n' "$a" "$b" "$c" "$d2" "$d" "$e" "$f" "$g"; done
 	done
 fi
 echo

@@ -56,7 +56,14 @@ type Report struct {
 	ServerCPUPct float64 `json:"server_cpu_pct"` // (utime+stime)/wall over the window, -server-pid
 	ServerRSSMB  float64 `json:"server_rss_mb"`  // VmRSS at the end of the window
 	ServerHWMMB  float64 `json:"server_hwm_mb"`  // VmHWM (peak RSS) at the end of the window
-	ServerErr    string  `json:"server_err,omitempty"`
+	// ServerAnonMB and ServerFileMB split ServerRSSMB: private memory (heap, stacks)
+	// and mapped files (the executable and libraries: clean, shared page cache).
+	ServerAnonMB float64 `json:"server_rss_anon_mb"`
+	ServerFileMB float64 `json:"server_rss_file_mb"`
+	// ServerCtxSwPerSec is the server's context switches per second over the window,
+	// all threads.
+	ServerCtxSwPerSec float64 `json:"server_ctxsw_per_s"`
+	ServerErr         string  `json:"server_err,omitempty"`
 
 	// CoreBusyPct is every core's busy time over the window, all processes
 	// together (/proc/stat): a server core much busier than the server's own
@@ -136,6 +143,8 @@ func newReport(cfg config, in *input, pub pubResult, res []playerResult, cpu cpu
 		} else if cpu.wall > 0 {
 			r.ServerCPUPct = 100 * cpu.server.Seconds() / cpu.wall.Seconds()
 			r.ServerRSSMB, r.ServerHWMMB = float64(cpu.serverRSS)/1024, float64(cpu.serverHWM)/1024
+			r.ServerAnonMB, r.ServerFileMB = float64(cpu.serverAnon)/1024, float64(cpu.serverFile)/1024
+			r.ServerCtxSwPerSec = float64(cpu.serverCtxSw) / cpu.wall.Seconds()
 		}
 	}
 	var video, audio, wire, lat, conn, key, first, gap, gapAt []float64
@@ -243,7 +252,8 @@ func (r *Report) writeText(w io.Writer) {
 	p("  max gap        p50 %.1f ms, p99 %.1f ms, max %.1f ms; ended at %.1f/%.1f/%.1f s into the window (p50/p90/max)",
 		r.MaxGapMs.P50, r.MaxGapMs.P99, r.MaxGapMs.Max, r.MaxGapAtSec.P50, r.MaxGapAtSec.P90, r.MaxGapAtSec.Max)
 	if r.ServerPID != 0 {
-		p("  server pid %d  cpu %.1f%%, rss %.1f MB, peak rss %.1f MB %s", r.ServerPID, r.ServerCPUPct, r.ServerRSSMB, r.ServerHWMMB, r.ServerErr)
+		p("  server pid %d  cpu %.1f%%, rss %.1f MB (anon %.1f, file %.1f), peak rss %.1f MB, %.0f context switches/s %s",
+			r.ServerPID, r.ServerCPUPct, r.ServerRSSMB, r.ServerAnonMB, r.ServerFileMB, r.ServerHWMMB, r.ServerCtxSwPerSec, r.ServerErr)
 	}
 	p("  rtmpload       cpu %.1f%% (user %.2f s, sys %.2f s), max rss %.0f MB, publisher late ≤ %.1f ms",
 		r.CPUPct, r.CPUUserSec, r.CPUSysSec, r.MaxRSSMB, r.PublisherLateMs)

@@ -128,9 +128,11 @@ type cpuSample struct {
 	wall      time.Duration
 	maxRSSKB  int64
 
-	server               time.Duration // server CPU time in the window
-	serverRSS, serverHWM int64         // KiB at the end of the window
-	serverErr            error
+	server                 time.Duration // server CPU time in the window
+	serverRSS, serverHWM   int64         // KiB at the end of the window
+	serverAnon, serverFile int64         // KiB at the end of the window: RssAnon, RssFile
+	serverCtxSw            int64         // server context switches in the window
+	serverErr              error
 
 	coreBusyPct []float64 // per core, busy time / elapsed over the window (all processes)
 }
@@ -146,8 +148,10 @@ func sampleCPU(ctx context.Context, tab *sendTable, w window, serverPID int) cpu
 	t0 := time.Now()
 	busy0, total0, coreErr := procstat.CoreTimes()
 	var srv0 time.Duration
+	var sw0 int64
 	if serverPID != 0 {
 		srv0, s.serverErr = procstat.CPU(serverPID)
+		sw0, _ = procstat.CtxSwitches(serverPID)
 	}
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &a) != nil {
 		return s
@@ -163,6 +167,10 @@ func sampleCPU(ctx context.Context, tab *sendTable, w window, serverPID int) cpu
 		if srv1, s.serverErr = procstat.CPU(serverPID); s.serverErr == nil {
 			s.server = srv1 - srv0
 			s.serverRSS, s.serverHWM, s.serverErr = procstat.Mem(serverPID)
+			s.serverAnon, s.serverFile, _ = procstat.MemParts(serverPID)
+			if sw1, err := procstat.CtxSwitches(serverPID); err == nil && sw0 > 0 {
+				s.serverCtxSw = sw1 - sw0
+			}
 		}
 	}
 	s.wall = time.Since(t0)

@@ -66,6 +66,17 @@ type Config struct {
 	SegmentMaxSize uint64
 	// MaxStreams caps the muxers running at once; more get 503. Default 1000.
 	MaxStreams int
+	// Access decides on viewers (relay.ActionPlay, Protocol "hls", the request's
+	// query without _HLS_ parameters, client address), asked on playlist requests
+	// only (access.go); a refusal is answered 403, a rename serves the other
+	// stream. Nil allows everyone.
+	Access relay.AccessController
+	// AccessTimeout bounds one Access decision. Default 5s.
+	AccessTimeout time.Duration
+	// AccessTTL is how long an allowed playlist request stands for the same stream,
+	// query and client IP: playlist requests within it are not asked again, and
+	// segments are served for this long after the last playlist request. Default 10s.
+	AccessTTL time.Duration
 }
 
 // Defaults of Config.
@@ -92,6 +103,8 @@ func (c Config) withDefaults() (Config, error) {
 		{"StartTimeout", &c.StartTimeout, DefaultStartTimeout},
 		{"SegmentMinDuration", &c.SegmentMinDuration, DefaultSegmentMinDuration},
 		{"PartMinDuration", &c.PartMinDuration, DefaultPartMinDuration},
+		{"AccessTimeout", &c.AccessTimeout, 5 * time.Second},
+		{"AccessTTL", &c.AccessTTL, 10 * time.Second},
 	} {
 		if *d.v < 0 {
 			return c, fmt.Errorf("hls: Config.%s must not be negative", d.name)
@@ -129,10 +142,11 @@ type Server struct {
 	wg   sync.WaitGroup // janitor and muxer goroutines
 
 	panics atomic.Int64 // muxers and requests ended by a recovered panic
+	grants grants       // allowed viewers (access.go)
 
 	// testHookFrame, if set (by package tests, before the first request), is called
-	// by each muxer for every frame before the frame is muxed.
-	testHookFrame func(relay.Frame)
+	// by each muxer with its stream key for every frame before the frame is muxed.
+	testHookFrame func(key string, f relay.Frame)
 
 	mu      sync.Mutex
 	closed  bool              // guarded by mu
@@ -238,6 +252,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Access-Control-Allow-Origin", "*")
+	key, ok := s.authorize(w, r, key) // access.go
+	if !ok {
+		return
+	}
 	e, status, msg := s.entry(key, r.PathValue("file") == "index.m3u8")
 	if e == nil {
 		http.Error(w, msg, status)
@@ -488,7 +506,7 @@ func (m *muxer) run(ctx context.Context) (err error) {
 
 func (m *muxer) frame(f relay.Frame) error {
 	if m.s.testHookFrame != nil {
-		m.s.testHookFrame(f)
+		m.s.testHookFrame(m.e.key, f)
 	}
 	p := f.Packet
 	switch p.Kind {

@@ -227,13 +227,10 @@ func BenchmarkMuxer(b *testing.B) {
 // TestImports enforces doc.go: no rtmp, no go-rtmp.
 func TestImports(t *testing.T) {
 	t.Parallel()
-	for _, dep := range relaytest.Deps(t, ".") {
-		if strings.Contains(dep, "go-rtmp") || strings.HasPrefix(dep, "github.com/mtrelay/mtrelay/") &&
-			dep != "github.com/mtrelay/mtrelay/relay" && dep != "github.com/mtrelay/mtrelay/httptunnel/flv" &&
-			dep != "github.com/mtrelay/mtrelay/httptunnel/hls" {
-			t.Errorf("hls depends on %s", dep)
-		}
-	}
+	relaytest.CheckDeps(t, "hls",
+		"github.com/mtrelay/mtrelay/relay",
+		"github.com/mtrelay/mtrelay/httptunnel/flv",
+		"github.com/mtrelay/mtrelay/httptunnel/hls")
 }
 
 // TestMuxerPanic: a panic in a muxer's goroutine (injected at the first H.264 access
@@ -244,8 +241,8 @@ func TestMuxerPanic(t *testing.T) {
 	t.Parallel()
 	hub, s, srv := newServer(t, Config{})
 	var armed atomic.Bool
-	s.testHookFrame = func(f relay.Frame) {
-		if f.Packet.Kind == relay.KindVideo && !f.Packet.SeqHeader && armed.CompareAndSwap(true, false) {
+	s.testHookFrame = func(key string, f relay.Frame) {
+		if key == "live/bad" && f.Packet.Kind == relay.KindVideo && !f.Packet.SeqHeader && armed.CompareAndSwap(true, false) {
 			panic("injected")
 		}
 	}

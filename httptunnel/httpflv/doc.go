@@ -19,7 +19,7 @@
 // as a slow subscriber, when the stream has had no publisher for the hub's PlayWait,
 // or when the Handler closes.
 //
-// httpflv may import relay, httptunnel/flv, the standard library and zerolog; never
+// httpflv may import relay, relay/netio, httptunnel/flv, the standard library and zerolog; never
 // rtmp. Goroutines: each viewer runs in its net/http handler goroutine plus one reader
 // goroutine that Handler owns; Close closes every viewer and waits for both.
 package httpflv

@@ -18,6 +18,7 @@ import (
 
 	"github.com/mtrelay/mtrelay/httptunnel/flv"
 	"github.com/mtrelay/mtrelay/relay"
+	"github.com/mtrelay/mtrelay/relay/netio"
 )
 
 // Protocol is the relay.SubscribeOptions.Protocol of HTTP-FLV viewers, the key of
@@ -47,6 +48,12 @@ type Config struct {
 	BatchFrames int
 	// MaxViewers caps the HTTP-FLV viewers at once; more get 503. Default 10000.
 	MaxViewers int
+	// Access decides on every viewer (relay.ActionPlay, Protocol "http-flv", the
+	// request's query and client address); a refusal is answered 403, a rename
+	// serves the other stream. Nil allows everyone.
+	Access relay.AccessController
+	// AccessTimeout bounds one Access decision. Default 5s.
+	AccessTimeout time.Duration
 }
 
 // Defaults of Config.
@@ -73,6 +80,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxViewers == 0 {
 		c.MaxViewers = DefaultMaxViewers
+	}
+	if c.AccessTimeout <= 0 {
+		c.AccessTimeout = 5 * time.Second
 	}
 	return c, nil
 }
@@ -146,6 +156,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	if key, ok = h.authorize(w, r, key); !ok {
+		return
+	}
 	if st, ok := h.hub.Stream(key); ok {
 		if err := flv.CheckCodecs(st.Media.VideoCodec, st.Media.AudioCodec); err != nil {
 			http.Error(w, err.Error(), http.StatusUnsupportedMediaType)
@@ -187,17 +200,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer h.remove(v)
 
+	out := h.newOutput(v.conn)
 	sub, err := h.hub.Subscribe(key, relay.SubscribeOptions{
-		Protocol: Protocol,
-		Remote:   r.RemoteAddr,
-		OnEvict:  v.end,
+		Protocol:     Protocol,
+		Remote:       r.RemoteAddr,
+		OnEvict:      v.end,
+		WriteThrough: out.hook(), // plain TCP: the publisher's goroutine writes (see output)
 	})
 	if err != nil {
 		v.end(err)
 		log.Debug().Err(err).Msg("subscribe failed")
 		return
 	}
-	defer sub.Close()
+	defer func() { sub.CloseReason(relay.EndReasonOf(err)) }() // why it ended, for Hub.SubscriberEnds
 
 	// The reader notices a client that goes away while no media flows.
 	h.wg.Go(func() {
@@ -206,7 +221,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	})
 
 	log.Debug().Msg("viewer joined")
-	err = h.stream(ctx, v, sub)
+	err = h.stream(ctx, v, sub, out)
 	v.end(err)
 	if c := context.Cause(ctx); c != nil {
 		err = c
@@ -218,6 +233,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ss := sub.Stats()
 	ev.AnErr("reason", err).Int64("packets", ss.Packets).Int64("dropped", ss.Dropped).Msg("viewer left")
+}
+
+// authorize asks Config.Access about a viewer of key and returns the key to serve
+// (a hook may rename the stream). A refusal is answered 403 with the reason, and
+// logged.
+func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, key string) (string, bool) {
+	if h.cfg.Access == nil {
+		return key, true
+	}
+	newKey, _, err := relay.Decide(r.Context(), h.cfg.Access, h.cfg.AccessTimeout, relay.AccessRequest{
+		Action: relay.ActionPlay, Key: key, Query: r.URL.RawQuery, Protocol: Protocol, Remote: r.RemoteAddr,
+	})
+	if err != nil {
+		h.log.Warn().Str("stream", key).Str("remote", r.RemoteAddr).Err(err).Msg("viewer refused")
+		http.Error(w, "http-flv: forbidden: "+strings.TrimPrefix(err.Error(), relay.ErrAccessDenied.Error()+": "), http.StatusForbidden)
+		return key, false
+	}
+	return newKey, true
 }
 
 func (h *Handler) add(v *viewer) bool {
@@ -255,20 +288,61 @@ const responseHead = "HTTP/1.1 200 OK\r\n" +
 // chunkWriter frames writes as HTTP/1.1 chunks (RFC 9112 §7.1) on a hijacked conn,
 // one writev per chunk. Owned by the viewer's handler goroutine.
 type chunkWriter struct {
-	conn    net.Conn
-	timeout time.Duration
-	head    [24]byte    // chunk-size line
-	bufs    net.Buffers // head, payload buffers, CRLF; reused
-	out     net.Buffers // writev consumes it
+	conn     net.Conn
+	raw      *netio.Conn // conn's raw writev (plain TCP on Linux: no sysmon wake-ups), else nil
+	timeout  time.Duration
+	deadline time.Time   // the write deadline set on conn
+	head     [24]byte    // chunk-size line
+	bufs     net.Buffers // head, payload buffers, CRLF; reused
+	out      net.Buffers // writev consumes it
 }
 
 var crlf = []byte("\r\n")
 
 // write sends one chunk made of the batch's buffers (and an optional prefix).
 func (cw *chunkWriter) write(prefix []byte, b *flv.Batch) error {
+	if !cw.prepare(prefix, b) {
+		return nil
+	}
+	var err error
+	if cw.raw != nil {
+		_, err = cw.raw.Writev(cw.out)
+	} else {
+		_, err = cw.out.WriteTo(cw.conn)
+	}
+	cw.done(b)
+	return err
+}
+
+// try makes one non-blocking attempt to send the batch as one chunk (plain TCP only)
+// and returns what the socket did not take. Until that rest is written (finish), cw
+// and b must not be reused.
+func (cw *chunkWriter) try(b *flv.Batch) ([][]byte, error) {
+	if !cw.prepare(nil, b) {
+		return nil, nil
+	}
+	_, rest, err := cw.raw.TryWritev(cw.out)
+	if rest == nil || err != nil {
+		cw.done(b)
+		return nil, err
+	}
+	return rest, nil
+}
+
+// finish writes the rest try left, waiting up to the write deadline, and frees the
+// batch.
+func (cw *chunkWriter) finish(rest [][]byte, b *flv.Batch) error {
+	cw.touch()
+	_, err := cw.raw.Writev(rest)
+	cw.done(b)
+	return err
+}
+
+// prepare frames the batch as one chunk in cw.out; false when there is nothing to send.
+func (cw *chunkWriter) prepare(prefix []byte, b *flv.Batch) bool {
 	size := len(prefix) + b.Len()
 	if size == 0 {
-		return nil
+		return false
 	}
 	hl := strconv.AppendInt(cw.head[:0], int64(size), 16)
 	hl = append(hl, '\r', '\n')
@@ -278,67 +352,193 @@ func (cw *chunkWriter) write(prefix []byte, b *flv.Batch) error {
 	}
 	cw.bufs = b.AppendBuffers(cw.bufs)
 	cw.bufs = append(cw.bufs, crlf)
-	cw.conn.SetWriteDeadline(time.Now().Add(cw.timeout))
+	cw.touch()
 	cw.out = cw.bufs
-	_, err := cw.out.WriteTo(cw.conn)
+	return true
+}
+
+// touch moves the deadline only when less than half of the timeout is left (a few
+// times a second, not per write): a viewer is cut off after timeout/2 to timeout
+// without progress.
+func (cw *chunkWriter) touch() {
+	if now := time.Now(); cw.deadline.Sub(now) < cw.timeout/2 {
+		cw.deadline = now.Add(cw.timeout)
+		cw.conn.SetWriteDeadline(cw.deadline)
+	}
+}
+
+// done drops the references to the sent batch.
+func (cw *chunkWriter) done(b *flv.Batch) {
 	cw.out = nil
 	clear(cw.bufs)
 	b.Reset()
-	return err
+}
+
+// output is a viewer's writing side: its chunk writer, FLV batch and codec check. The
+// viewer's handler goroutine (stream) uses it and, on plain TCP, so does the
+// publisher's goroutine (writeThrough, relay.SubscribeOptions.WriteThrough): when a
+// packet is queued for an idle viewer, the publisher takes it and writes it with one
+// non-blocking writev instead of waking the handler goroutine, as rtmp does for its
+// players. One at a time, under mu; writeThrough only tries mu, never waits, and
+// leaves what it cannot finish (a full socket buffer, an error, a codec the viewer
+// cannot play) to stream, which it wakes.
+type output struct {
+	mu     sync.Mutex
+	ready  bool          // guarded by mu: the head went out; writeThrough may write
+	cw     chunkWriter   // guarded by mu
+	b      flv.Batch     // guarded by mu
+	cc     codecCheck    // guarded by mu
+	frames []relay.Frame // guarded by mu: scratch for TryRead
+	rest   [][]byte      // guarded by mu: what writeThrough could not write; stream writes it
+	err    error         // guarded by mu: writeThrough's write error, or the codec error that ends the viewer
+}
+
+func (h *Handler) newOutput(conn net.Conn) *output {
+	return &output{
+		cw:     chunkWriter{conn: conn, raw: netio.New(conn), timeout: h.cfg.WriteTimeout},
+		frames: make([]relay.Frame, 0, h.cfg.BatchFrames),
+	}
+}
+
+// hook returns writeThrough on plain TCP, else nil.
+func (o *output) hook() func(*relay.Subscriber) {
+	if o.cw.raw == nil {
+		return nil
+	}
+	return o.writeThrough
+}
+
+// add appends frames to the batch and clears them; it returns the codec error that
+// ends the viewer, after the frames before it. mu must be held.
+func (o *output) add(frames []relay.Frame) error {
+	defer clear(frames) // do not keep packets alive while waiting
+	for _, f := range frames {
+		p := f.Packet
+		if cerr := o.cc.check(p); cerr != nil {
+			// The viewer joined before the codec was known and got 200: send what
+			// came before, then end the chunked body cleanly.
+			return cerr
+		}
+		var typ flv.TagType
+		switch p.Kind {
+		case relay.KindVideo:
+			typ = flv.TagVideo
+		case relay.KindAudio:
+			typ = flv.TagAudio
+		case relay.KindMetadata:
+			typ = flv.TagScript
+		default:
+			continue // stream start/end: the FLV simply goes on with the next publisher
+		}
+		_ = o.b.Add(typ, f.Timestamp, p.Payload) // payloads come from RTMP messages, < 16 MiB
+	}
+	return nil
+}
+
+func (o *output) writeThrough(sub *relay.Subscriber) {
+	if !o.mu.TryLock() {
+		return // stream holds the output and looks at the queue again before it waits
+	}
+	defer o.mu.Unlock()
+	if !o.ready {
+		return // stream sends the head, then takes what is queued
+	}
+	if o.rest != nil || o.err != nil {
+		sub.Wake()
+		return
+	}
+	frames, err := sub.TryRead(o.frames[:0])
+	if err != nil || len(frames) == 0 {
+		if err != nil {
+			sub.Wake() // stream ends the viewer
+		}
+		return
+	}
+	if len(frames) == cap(frames) {
+		sub.Wake() // there may be more: stream takes them
+	}
+	if cerr := o.add(frames); cerr != nil {
+		o.err = cerr // stream writes the batch, then ends the body
+		sub.Wake()
+		return
+	}
+	rest, werr := o.cw.try(&o.b)
+	switch {
+	case werr != nil:
+		o.err = fmt.Errorf("http-flv write: %w", werr)
+		sub.Wake()
+	case rest != nil:
+		o.rest = rest // aliases cw and b, which stay untouched until stream wrote it
+		sub.Wake()
+	}
 }
 
 // stream writes the response until the viewer ends; it returns why.
-func (h *Handler) stream(ctx context.Context, v *viewer, sub *relay.Subscriber) error {
-	cw := &chunkWriter{conn: v.conn, timeout: h.cfg.WriteTimeout}
-	var b flv.Batch
+func (h *Handler) stream(ctx context.Context, v *viewer, sub *relay.Subscriber, o *output) error {
+	o.mu.Lock()
 	// Head and FLV header go out in the first write.
 	v.conn.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
 	if _, err := io.WriteString(v.conn, responseHead); err != nil {
+		o.mu.Unlock()
 		return err
 	}
-	if err := cw.write(flv.Header(true, true), &b); err != nil {
+	if err := o.cw.write(flv.Header(true, true), &o.b); err != nil {
+		o.mu.Unlock()
 		return err
 	}
-	frames := make([]relay.Frame, 0, h.cfg.BatchFrames)
-	var cc codecCheck
+	o.ready = true
+	o.mu.Unlock()
 	for {
-		var err error
-		frames, err = sub.Read(ctx, frames[:0])
-		for i, f := range frames {
-			p := f.Packet
-			if cerr := cc.check(p); cerr != nil {
-				// The viewer joined before the codec was known and got 200: send
-				// what came before, then end the chunked body cleanly.
-				clear(frames[i:])
-				err = cerr
-				break
-			}
-			var typ flv.TagType
-			switch p.Kind {
-			case relay.KindVideo:
-				typ = flv.TagVideo
-			case relay.KindAudio:
-				typ = flv.TagAudio
-			case relay.KindMetadata:
-				typ = flv.TagScript
-			default:
-				continue // stream start/end: the FLV simply goes on with the next publisher
-			}
-			_ = b.Add(typ, f.Timestamp, p.Payload) // payloads come from RTMP messages, < 16 MiB
+		err := sub.Wait(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-		clear(frames) // do not keep packets alive while waiting
-		if werr := cw.write(nil, &b); werr != nil {
-			return fmt.Errorf("http-flv write: %w", werr)
-		}
+		o.mu.Lock()
+		err = o.flushLocked(sub, err)
+		o.mu.Unlock()
 		if err != nil {
-			if errors.Is(err, relay.ErrNoPublisher) || errors.Is(err, relay.ErrClosed) || errors.Is(err, flv.ErrUnsupportedCodec) {
-				// End the chunked body cleanly: the stream is over.
-				cw.conn.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
-				io.WriteString(v.conn, "0\r\n\r\n")
-			}
 			return err
 		}
 	}
+}
+
+// flushLocked writes what writeThrough left and what is queued, blocking; rerr is the
+// subscriber's error from Wait. It returns why the viewer ends, or nil. mu must be
+// held.
+func (o *output) flushLocked(sub *relay.Subscriber, rerr error) error {
+	if o.rest != nil {
+		rest := o.rest
+		o.rest = nil
+		if werr := o.cw.finish(rest, &o.b); werr != nil {
+			return fmt.Errorf("http-flv write: %w", werr)
+		}
+	}
+	err := o.err
+	if err != nil && !errors.Is(err, flv.ErrUnsupportedCodec) {
+		return err // writeThrough's write error
+	}
+	if err == nil && rerr == nil {
+		var frames []relay.Frame
+		frames, err = sub.TryRead(o.frames[:0])
+		if err == nil {
+			err = o.add(frames)
+		}
+		o.frames = frames[:0]
+	} else if err == nil {
+		err = rerr
+	}
+	if werr := o.cw.write(nil, &o.b); werr != nil {
+		return fmt.Errorf("http-flv write: %w", werr)
+	}
+	if err != nil {
+		if errors.Is(err, relay.ErrNoPublisher) || errors.Is(err, relay.ErrClosed) || errors.Is(err, flv.ErrUnsupportedCodec) {
+			// End the chunked body cleanly: the stream is over.
+			o.cw.conn.SetWriteDeadline(time.Now().Add(o.cw.timeout))
+			io.WriteString(o.cw.conn, "0\r\n\r\n")
+		}
+		return err
+	}
+	return nil
 }
 
 // codecCheck checks the codec of each publisher's first video and first audio packet,

@@ -284,14 +284,14 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 }
 
-// TestImports enforces doc.go: no rtmp, no go-rtmp; of mtrelay only relay and
-// httptunnel/flv.
+// TestImports enforces doc.go: no rtmp, no go-rtmp; of mtrelay only relay,
+// relay/netio and httptunnel/flv.
 func TestImports(t *testing.T) {
 	t.Parallel()
 	for _, dep := range relaytest.Deps(t, ".") {
 		if strings.Contains(dep, "go-rtmp") || strings.HasPrefix(dep, "github.com/mtrelay/mtrelay/") &&
-			dep != "github.com/mtrelay/mtrelay/relay" && dep != "github.com/mtrelay/mtrelay/httptunnel/flv" &&
-			dep != "github.com/mtrelay/mtrelay/httptunnel/httpflv" {
+			dep != "github.com/mtrelay/mtrelay/relay" && dep != "github.com/mtrelay/mtrelay/relay/netio" &&
+			dep != "github.com/mtrelay/mtrelay/httptunnel/flv" && dep != "github.com/mtrelay/mtrelay/httptunnel/httpflv" {
 			t.Errorf("httpflv depends on %s", dep)
 		}
 	}

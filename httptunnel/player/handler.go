@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,6 +63,13 @@ type Config struct {
 	StartTimeout time.Duration
 	// MaxViewers caps the page viewers at once; more get 503. Default 10000.
 	MaxViewers int
+	// Access decides on every fMP4 stream request (relay.ActionPlay, Protocol
+	// "page", the request's query, which the page passes on from its own URL, and
+	// client address); a refusal is answered 403, a rename serves the other stream.
+	// Nil allows everyone.
+	Access relay.AccessController
+	// AccessTimeout bounds one Access decision. Default 5s.
+	AccessTimeout time.Duration
 }
 
 // Defaults of Config.
@@ -90,6 +98,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxViewers == 0 {
 		c.MaxViewers = DefaultMaxViewers
+	}
+	if c.AccessTimeout <= 0 {
+		c.AccessTimeout = 5 * time.Second
 	}
 	return c, nil
 }
@@ -127,10 +138,12 @@ func New(cfg Config, log zerolog.Logger, hub Hub) (*Handler, error) {
 	return h, nil
 }
 
-// Mount registers the handler's routes on mux: GET / (exactly), GET
-// /play/{app}/{stream} and GET /play/{app}/{stream}/live.mp4.
+// Mount registers the handler's routes on mux: the stream list at GET / (exactly)
+// and GET /streams (which stays the list when a console takes over / on an outer
+// mux), GET /play/{app}/{stream} and GET /play/{app}/{stream}/live.mp4.
 func (h *Handler) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{$}", h.serveList)
+	mux.HandleFunc("GET /streams", h.serveList)
 	mux.HandleFunc("GET /play/{app}/{stream}", h.servePage)
 	mux.HandleFunc("GET /play/{app}/{stream}/live.mp4", h.serveStream)
 }
@@ -153,10 +166,15 @@ func (h *Handler) servePage(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	writePage(w, playerPage)
+}
+
+// writePage answers with one of the embedded player pages (live or VOD).
+func writePage(w http.ResponseWriter, page []byte) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline' 'self'; style-src 'unsafe-inline'; media-src 'self' blob:; img-src 'self' data:")
-	w.Write(playerPage)
+	w.Write(page)
 }
 
 // listEntry is one row of the stream list.
@@ -213,6 +231,12 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	w.Header().Set("Cache-Control", "no-cache, no-store")
+	newKey, err := h.authorize(w, r, key)
+	if err != nil {
+		h.log.Warn().Str("stream", key).Str("remote", r.RemoteAddr).Err(err).Msg("page viewer refused")
+		return
+	}
+	key = newKey
 	st, ok := h.hub.Stream(key)
 	if !ok || !st.Live {
 		http.Error(w, "stream offline", http.StatusNotFound)
@@ -222,21 +246,12 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusUnsupportedMediaType)
 		return
 	}
-	h.mu.Lock()
-	if h.closed || h.count.Load() >= int64(h.cfg.MaxViewers) {
-		h.mu.Unlock()
-		http.Error(w, "player: too many viewers", http.StatusServiceUnavailable)
+	if !h.admit(w) {
 		return
 	}
-	h.wg.Add(1)
-	h.count.Add(1)
-	h.mu.Unlock()
-	defer func() { h.count.Add(-1); h.wg.Done() }()
-
-	ctx, cancel := context.WithCancelCause(r.Context())
-	defer cancel(nil)
-	stopOnClose := context.AfterFunc(h.ctx, func() { cancel(ErrHandlerClosed) })
-	defer stopOnClose()
+	defer h.leave()
+	ctx, cancel, release := h.viewerContext(r.Context())
+	defer release()
 	log := h.log.With().Str("stream", key).Str("remote", r.RemoteAddr).Logger()
 
 	rc := http.NewResponseController(w)
@@ -264,7 +279,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}
-	defer sub.Close()
+	defer func() { sub.CloseReason(relay.EndReasonOf(err)) }() // why it ended, for Hub.SubscriberEnds
 	err = h.safeStream(ctx, rc, w, sub, log)
 	if c := context.Cause(ctx); c != nil && !errors.Is(err, ErrPanic) {
 		err = c
@@ -278,6 +293,50 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) {
 	if errors.Is(err, ErrPanic) {
 		panic(http.ErrAbortHandler) // the fMP4 stream may be cut mid-box: drop the connection
 	}
+}
+
+// authorize asks Config.Access whether r may watch key and returns the key to serve
+// (Access may rename it). A refusal is answered 403 and returned; with no Access,
+// everyone may watch key.
+func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, key string) (string, error) {
+	if h.cfg.Access == nil {
+		return key, nil
+	}
+	newKey, _, err := relay.Decide(r.Context(), h.cfg.Access, h.cfg.AccessTimeout, relay.AccessRequest{
+		Action: relay.ActionPlay, Key: key, Query: r.URL.RawQuery, Protocol: Protocol, Remote: r.RemoteAddr,
+	})
+	if err != nil {
+		http.Error(w, "player: forbidden: "+strings.TrimPrefix(err.Error(), relay.ErrAccessDenied.Error()+": "), http.StatusForbidden)
+		return "", err
+	}
+	return newKey, nil
+}
+
+// admit counts a new viewer, or answers 503 and returns false when the handler is
+// closed or at Config.MaxViewers. An admitted viewer calls leave when it ends, and
+// Close waits for it.
+func (h *Handler) admit(w http.ResponseWriter) bool {
+	h.mu.Lock()
+	if h.closed || h.count.Load() >= int64(h.cfg.MaxViewers) {
+		h.mu.Unlock()
+		http.Error(w, "player: too many viewers", http.StatusServiceUnavailable)
+		return false
+	}
+	h.wg.Add(1)
+	h.count.Add(1)
+	h.mu.Unlock()
+	return true
+}
+
+// leave ends a viewer counted by admit.
+func (h *Handler) leave() { h.count.Add(-1); h.wg.Done() }
+
+// viewerContext returns a viewer's context: parent's, also canceled with
+// ErrHandlerClosed by Close. The viewer calls release when it ends.
+func (h *Handler) viewerContext(parent context.Context) (ctx context.Context, cancel context.CancelCauseFunc, release func()) {
+	ctx, cancel = context.WithCancelCause(parent)
+	stopOnClose := context.AfterFunc(h.ctx, func() { cancel(ErrHandlerClosed) })
+	return ctx, cancel, func() { stopOnClose(); cancel(nil) }
 }
 
 // safeStream is stream with a panic turned into ErrPanic, logged with its stack and

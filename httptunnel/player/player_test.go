@@ -178,16 +178,14 @@ func TestStreamEndsWithPublisher(t *testing.T) {
 	}
 }
 
-// TestImports enforces doc.go: no rtmp, no go-rtmp.
+// TestImports enforces doc.go: no rtmp, no go-rtmp; relay, flv and vod (its file keys) only.
 func TestImports(t *testing.T) {
 	t.Parallel()
-	for _, dep := range relaytest.Deps(t, ".") {
-		if strings.Contains(dep, "go-rtmp") || strings.HasPrefix(dep, "github.com/mtrelay/mtrelay/") &&
-			dep != "github.com/mtrelay/mtrelay/relay" && dep != "github.com/mtrelay/mtrelay/httptunnel/flv" &&
-			dep != "github.com/mtrelay/mtrelay/httptunnel/player" {
-			t.Errorf("player depends on %s", dep)
-		}
-	}
+	relaytest.CheckDeps(t, "player",
+		"github.com/mtrelay/mtrelay/relay",
+		"github.com/mtrelay/mtrelay/httptunnel/flv",
+		"github.com/mtrelay/mtrelay/httptunnel/vod",
+		"github.com/mtrelay/mtrelay/httptunnel/player")
 }
 
 // TestViewerPanic: a panic while muxing one viewer's fMP4 (injected at its first

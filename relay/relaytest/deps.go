@@ -4,6 +4,7 @@ package relaytest
 
 import (
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -24,4 +25,18 @@ func Deps(t testing.TB, pkgs ...string) []string {
 		t.Fatalf("go list -deps %v: %v\n%s", pkgs, err, out)
 	}
 	return strings.Fields(string(out))
+}
+
+// CheckDeps fails t for every dependency of the package under test (".") that is
+// go-rtmp or an mtrelay package not in allowed; allowed lists the package itself
+// too. name starts each failure: "<name> depends on <package>". It is the import
+// rule of the httptunnel media packages, which may use relay and a few httptunnel
+// siblings only.
+func CheckDeps(t testing.TB, name string, allowed ...string) {
+	t.Helper()
+	for _, dep := range Deps(t, ".") {
+		if strings.Contains(dep, "go-rtmp") || strings.HasPrefix(dep, "github.com/mtrelay/mtrelay/") && !slices.Contains(allowed, dep) {
+			t.Errorf("%s depends on %s", name, dep)
+		}
+	}
 }

@@ -491,7 +491,11 @@ func (c *Client) awaitStatus(what string, txID float64, want string) error {
 // "live") (RTMP 1.0 §7.2.2.6) the way OBS and ffmpeg do, and waits for
 // onStatus NetStream.Publish.Start. A refusal is a *StatusError carrying the
 // code, e.g. NetStream.Publish.BadName.
-func (c *Client) Publish(name string) error {
+func (c *Client) Publish(name string) error { return c.PublishType(name, "live") }
+
+// PublishType is Publish with another publishing type as the publish command's
+// second argument: "record" or "append" ask the server to record the stream.
+func (c *Client) PublishType(name, typ string) error {
 	c.txID++
 	if err := c.command(csidCommand, 0, "releaseStream", c.txID, nil, name); err != nil {
 		return err
@@ -507,7 +511,7 @@ func (c *Client) Publish(name string) error {
 	c.streamID = sid
 	c.published = name
 	c.txID++
-	if err := c.command(csidStreamCmd, sid, "publish", c.txID, nil, name, "live"); err != nil {
+	if err := c.command(csidStreamCmd, sid, "publish", c.txID, nil, name, typ); err != nil {
 		return err
 	}
 	return c.awaitStatus("publish "+name, c.txID, "NetStream.Publish.Start")
@@ -516,25 +520,7 @@ func (c *Client) Publish(name string) error {
 // Play sends createStream, Set Buffer Length (3 s) and play(name, -2000)
 // (RTMP 1.0 §7.2.2.1) as ffmpeg does, and waits for onStatus
 // NetStream.Play.Start. A refusal is a *StatusError.
-func (c *Client) Play(name string) error {
-	sid, err := c.createStream()
-	if err != nil {
-		return err
-	}
-	c.streamID = sid
-	// User Control Set Buffer Length (RTMP 1.0 §7.1.7): event 3, stream id, ms.
-	ev := binary.BigEndian.AppendUint16(nil, 3)
-	ev = binary.BigEndian.AppendUint32(ev, sid)
-	ev = binary.BigEndian.AppendUint32(ev, 3000)
-	if err := c.writeMessage(csidControl, typeUserControl, 0, 0, ev); err != nil {
-		return err
-	}
-	c.txID++
-	if err := c.command(csidStreamCmd, sid, "play", c.txID, nil, name, -2000.0); err != nil {
-		return err
-	}
-	return c.awaitStatus("play "+name, c.txID, "NetStream.Play.Start")
-}
+func (c *Client) Play(name string) error { return c.PlayStart(name, -2000) }
 
 // CloseStream ends a publish or play the way OBS and ffmpeg do: FCUnpublish
 // (after Publish) and deleteStream (RTMP 1.0 §7.2.2.3). It waits for no answer.

@@ -362,6 +362,44 @@ func ProbeStreams(t testing.TB, input string, extra ...string) []ProbeStream {
 	return out.Streams
 }
 
+// MediaPackets splits probed packets by codec type, keeping their order.
+func MediaPackets(pkts []ProbePacket) (video, audio []ProbePacket) {
+	for _, p := range pkts {
+		switch p.CodecType {
+		case "video":
+			video = append(video, p)
+		case "audio":
+			audio = append(audio, p)
+		}
+	}
+	return video, audio
+}
+
+// ProbeDuration returns the format duration ffprobe reports for path, in ms. Unlike
+// ProbePackets it tolerates ffprobe's warnings (a file cut short by a crash has
+// some); it fails the test only if ffprobe fails or reports no duration.
+func ProbeDuration(t testing.TB, path string) int64 {
+	t.Helper()
+	ffprobe := RequireTool(t, "ffprobe")
+	out, err := exec.CommandContext(t.Context(), ffprobe, "-v", "error", "-of", "json", "-show_format", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe -show_format %s: %v", path, err)
+	}
+	var v struct {
+		Format struct {
+			Duration string `json:"duration"`
+		} `json:"format"`
+	}
+	if err := json.Unmarshal(out, &v); err != nil {
+		t.Fatalf("ffprobe -show_format %s: %v", path, err)
+	}
+	d, err := strconv.ParseFloat(v.Format.Duration, 64)
+	if err != nil {
+		t.Fatalf("ffprobe duration %q of %s: %v", v.Format.Duration, path, err)
+	}
+	return int64(d*1000 + 0.5)
+}
+
 // runFFprobe runs `ffprobe -v error -of json args... input` and decodes its
 // JSON output into v. Any error output fails the test.
 func runFFprobe(t testing.TB, input string, args []string, v any) {

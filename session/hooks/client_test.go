@@ -2,6 +2,7 @@ package hooks_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -17,32 +18,48 @@ import (
 	"github.com/mtrelay/mtrelay/session/hooks"
 )
 
-// hookServer is a real HTTP server on 127.0.0.1 that records every form it gets
-// and answers with answer.
+// hookServer is a real HTTP server on 127.0.0.1 that records every form or JSON
+// body it gets and answers with answer.
 type hookServer struct {
 	*httptest.Server
 	answer func(w http.ResponseWriter, r *http.Request)
 
 	mu    sync.Mutex
-	forms []url.Values  // guarded by mu
-	got   chan struct{} // one value per request, buffered
+	forms []url.Values     // guarded by mu
+	jsons []map[string]any // guarded by mu
+	got   chan struct{}    // one value per request, buffered
 }
 
 func newHookServer(t *testing.T, answer func(w http.ResponseWriter, r *http.Request)) *hookServer {
 	t.Helper()
 	s := &hookServer{answer: answer, got: make(chan struct{}, 64)}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/x-www-form-urlencoded" {
-			http.Error(w, "want a form POST", http.StatusBadRequest)
+		if r.Method != http.MethodPost {
+			http.Error(w, "want a POST", http.StatusBadRequest)
 			return
 		}
-		if err := r.ParseForm(); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+		switch r.Header.Get("Content-Type") {
+		case "application/x-www-form-urlencoded":
+			if err := r.ParseForm(); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			s.mu.Lock()
+			s.forms = append(s.forms, r.PostForm)
+			s.mu.Unlock()
+		case "application/json":
+			var m map[string]any
+			if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			s.mu.Lock()
+			s.jsons = append(s.jsons, m)
+			s.mu.Unlock()
+		default:
+			http.Error(w, "want a form or JSON body", http.StatusBadRequest)
 			return
 		}
-		s.mu.Lock()
-		s.forms = append(s.forms, r.PostForm)
-		s.mu.Unlock()
 		s.got <- struct{}{}
 		s.answer(w, r)
 	}))
@@ -59,6 +76,13 @@ func (s *hookServer) form(t *testing.T, i int) url.Values {
 		t.Fatalf("hook server got %d requests, want more than %d", len(s.forms), i)
 	}
 	return s.forms[i]
+}
+
+// counts returns how many form and JSON bodies s got.
+func (s *hookServer) counts() (forms, jsons int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.forms), len(s.jsons)
 }
 
 func status(code int) func(http.ResponseWriter, *http.Request) {
@@ -140,9 +164,12 @@ func TestAuthorize(t *testing.T) {
 				t.Fatalf("decision = %+v, want allow=%v key=%q reason containing %q", d, tc.wantAllow, tc.wantKey, tc.wantReason)
 			}
 			if d.OnEnd != nil {
-				t.Errorf("OnEnd set without an on_done URL")
+				d.OnEnd() // without an on_done URL: posts nothing
 			}
 			f := srv.form(t, 0)
+			if n := len(srv.got); n != 1 {
+				t.Errorf("hook server got %d requests, want 1", n)
+			}
 			want := url.Values{
 				"call": {req.Action.String()}, "app": {"live"}, "name": {"secret"}, "addr": {"192.0.2.7"},
 				"protocol": {"rtmp"}, "args": {"key=K&x=1&call=evil"}, "key": {"K"}, "x": {"1"},
@@ -226,10 +253,7 @@ func TestOnDone(t *testing.T) {
 			if err := c.Close(ctx); err != nil {
 				t.Fatalf("Close: %v", err)
 			}
-			done.mu.Lock()
-			n := len(done.forms)
-			done.mu.Unlock()
-			if n != 1 {
+			if n, _ := done.counts(); n != 1 {
 				t.Fatalf("on_done got %d calls, want 1 by the time Close returned", n)
 			}
 			f := done.form(t, 0)
@@ -290,6 +314,8 @@ func TestNew(t *testing.T) {
 		{"ftp URL", hooks.Config{OnPlay: "ftp://h/x"}, "OnPlay"},
 		{"no host", hooks.Config{OnDone: "http:///x"}, "OnDone"},
 		{"negative timeout", hooks.Config{Timeout: -1}, "Timeout"},
+		{"relative on_connect", hooks.Config{OnConnect: "x"}, "OnConnect"},
+		{"bad format", hooks.Config{Format: "xml"}, "Format"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -311,5 +337,191 @@ func TestNew(t *testing.T) {
 	}
 	if err := c.Close(t.Context()); !errors.Is(err, hooks.ErrClosed) {
 		t.Errorf("second Close = %v, want ErrClosed", err)
+	}
+}
+
+var connectReq = relay.AccessRequest{
+	Action: relay.ActionConnect, Key: "live", Query: "token=T&app=evil",
+	Protocol: "rtmps", Remote: "192.0.2.7:50000", TCURL: "rtmps://relay.example:1936/live", FlashVer: "FMLE/3.0",
+}
+
+// TestConnect: on_connect gets call=connect with the app, tcurl, flashver and the
+// tcUrl's query; its answer decides; a 3xx names another app. Without an on_connect
+// URL, connects are allowed without a request.
+func TestConnect(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name       string
+		answer     func(http.ResponseWriter, *http.Request)
+		wantAllow  bool
+		wantKey    string
+		wantReason string
+	}{
+		{"200 allows", status(200), true, "", ""},
+		{"403 rejects", status(403), false, "", "on_connect hook answered 403 Forbidden"},
+		{"302 moves to another app", redirect(302, "rtmp://h/other"), true, "other", ""},
+		{"302 to nothing rejects", redirect(302, "rtmp://h/"), false, "", "names no valid stream"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := newHookServer(t, tc.answer)
+			c := newClient(t, hooks.Config{OnConnect: srv.URL + "/connect"})
+			d, err := c.Authorize(t.Context(), connectReq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Allow != tc.wantAllow || d.Key != tc.wantKey || !strings.Contains(d.Reason, tc.wantReason) || d.OnEnd != nil {
+				t.Fatalf("decision = %+v, want allow=%v key=%q reason containing %q, no OnEnd", d, tc.wantAllow, tc.wantKey, tc.wantReason)
+			}
+			want := url.Values{
+				"call": {"connect"}, "app": {"live"}, "name": {""}, "addr": {"192.0.2.7"}, "protocol": {"rtmps"},
+				"args": {"token=T&app=evil"}, "tcurl": {"rtmps://relay.example:1936/live"}, "flashver": {"FMLE/3.0"},
+				"token": {"T"},
+			}
+			if f := srv.form(t, 0); f.Encode() != want.Encode() {
+				t.Errorf("form = %v, want %v", f, want)
+			}
+		})
+	}
+	t.Run("no on_connect URL", func(t *testing.T) {
+		t.Parallel()
+		srv := newHookServer(t, status(403))
+		c := newClient(t, hooks.Config{OnPublish: srv.URL, OnPlay: srv.URL})
+		if d, err := c.Authorize(t.Context(), connectReq); err != nil || !d.Allow {
+			t.Fatalf("connect without on_connect = %+v, %v; want allowed", d, err)
+		}
+		if len(srv.got) != 0 {
+			t.Fatal("a hook was called for a connect without an on_connect URL")
+		}
+	})
+}
+
+// TestJSON: with Format json every call posts application/json with the named
+// fields and args as an object; the answer decides as with forms.
+func TestJSON(t *testing.T) {
+	t.Parallel()
+	pub := newHookServer(t, redirect(302, "public"))
+	done := newHookServer(t, status(200))
+	c := newClient(t, hooks.Config{OnConnect: pub.URL, OnPublish: pub.URL, OnDone: done.URL, Format: hooks.FormatJSON})
+	if d, err := c.Authorize(t.Context(), connectReq); err != nil || !d.Allow || d.Key != "public" {
+		t.Fatalf("connect = %+v, %v", d, err)
+	}
+	req := publishReq
+	req.Query = "key=K&x=1&x=2"
+	req.TCURL = "rtmp://relay.example/live"
+	d, err := c.Authorize(t.Context(), req)
+	if err != nil || !d.Allow || d.Key != "live/public" || d.OnEnd == nil {
+		t.Fatalf("publish = %+v, %v", d, err)
+	}
+	d.OnEnd()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pub.mu.Lock()
+	done.mu.Lock()
+	got := append(append([]map[string]any{}, pub.jsons...), done.jsons...)
+	nforms := len(pub.forms) + len(done.forms)
+	done.mu.Unlock()
+	pub.mu.Unlock()
+	if nforms != 0 {
+		t.Errorf("%d form bodies with Format json", nforms)
+	}
+	want := []string{
+		`{"addr":"192.0.2.7","app":"live","args":{"app":"evil","token":"T"},"call":"connect","flashver":"FMLE/3.0","name":"","protocol":"rtmps","tcurl":"rtmps://relay.example:1936/live"}`,
+		`{"addr":"192.0.2.7","app":"live","args":{"key":"K","x":["1","2"]},"call":"publish","name":"secret","protocol":"rtmp","tcurl":"rtmp://relay.example/live"}`,
+		`{"addr":"192.0.2.7","app":"live","args":{"key":"K","x":["1","2"]},"call":"done","name":"secret","new_name":"public","protocol":"rtmp","tcurl":"rtmp://relay.example/live"}`,
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d JSON bodies, want %d: %v", len(got), len(want), got)
+	}
+	for i, m := range got {
+		b, _ := json.Marshal(m) // map keys come out sorted
+		if string(b) != want[i] {
+			t.Errorf("body %d = %s\nwant      %s", i, b, want[i])
+		}
+	}
+}
+
+// TestSetConfig: a Client built without URLs allows everything; SetConfig adds,
+// changes and removes hooks for the decisions that follow, rejects a bad
+// configuration without changing anything, and is safe to call while decisions run.
+func TestSetConfig(t *testing.T) {
+	t.Parallel()
+	deny := newHookServer(t, status(403))
+	allow := newHookServer(t, status(204))
+	c := newClient(t, hooks.Config{})
+	if c.Enabled() {
+		t.Fatal("Enabled without URLs")
+	}
+	decide := func() relay.AccessDecision {
+		t.Helper()
+		d, err := c.Authorize(t.Context(), publishReq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	if d := decide(); !d.Allow {
+		t.Fatalf("no hooks: %+v, want allowed", d)
+	}
+	if err := c.SetConfig(hooks.Config{OnPublish: deny.URL, Format: hooks.FormatJSON}); err != nil {
+		t.Fatal(err)
+	}
+	if d := decide(); d.Allow || !strings.Contains(d.Reason, "403") {
+		t.Fatalf("after adding a denying on_publish: %+v", d)
+	}
+	if _, n := deny.counts(); n != 1 {
+		t.Fatalf("deny hook got %d JSON bodies, want 1", n)
+	}
+	if err := c.SetConfig(hooks.Config{OnPublish: "ftp://x/"}); err == nil || !strings.Contains(err.Error(), "OnPublish") {
+		t.Fatalf("SetConfig(bad) = %v, want an error naming OnPublish", err)
+	}
+	if got := c.Config(); got.OnPublish != deny.URL || got.Format != hooks.FormatJSON || got.Timeout != hooks.DefaultTimeout {
+		t.Fatalf("after a rejected SetConfig: %+v, want the previous config", got)
+	}
+
+	// Decisions run while the configuration flips between the two servers.
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := c.Authorize(context.Background(), publishReq); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	for i := range 20 {
+		u := allow.URL
+		if i%2 == 1 {
+			u = deny.URL
+		}
+		if err := c.SetConfig(hooks.Config{OnPublish: u, OnPlay: u}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+
+	if err := c.SetConfig(hooks.Config{OnPublish: allow.URL}); err != nil {
+		t.Fatal(err)
+	}
+	if d := decide(); !d.Allow {
+		t.Fatalf("after switching to an allowing hook: %+v", d)
+	}
+	if err := c.SetConfig(hooks.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if c.Enabled() {
+		t.Fatal("Enabled after removing every URL")
 	}
 }

@@ -64,6 +64,56 @@ func Mem(pid int) (rss, hwm int64, err error) {
 	return rss, hwm, sc.Err()
 }
 
+// MemParts returns RssAnon (private memory: heap, stacks) and RssFile (mapped files:
+// the executable and its libraries, clean page cache the kernel can drop) of pid in
+// KiB; they add up to VmRSS (with RssShmem, zero for the servers measured here).
+func MemParts(pid int) (anon, file int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		switch k {
+		case "RssAnon":
+			anon = n
+		case "RssFile":
+			file = n
+		}
+	}
+	return anon, file, nil
+}
+
+// CtxSwitches returns the voluntary plus involuntary context switches of every
+// thread of pid (/proc/PID/task/*/status); threads that already exited are not
+// counted.
+func CtxSwitches(pid int) (int64, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	var sum int64
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/status")
+		if err != nil {
+			continue // the thread exited
+		}
+		for line := range strings.Lines(string(b)) {
+			k, v, ok := strings.Cut(line, ":")
+			if ok && (k == "voluntary_ctxt_switches" || k == "nonvoluntary_ctxt_switches") {
+				n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				sum += n
+			}
+		}
+	}
+	return sum, nil
+}
+
 // CoreTimes returns the busy and total time of every core from /proc/stat,
 // in USER_HZ ticks. Busy is everything but idle and iowait. Comparing a
 // core's busy time with the server's CPU time shows how much other
