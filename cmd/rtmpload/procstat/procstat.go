@@ -3,7 +3,6 @@
 package procstat
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
@@ -42,50 +41,38 @@ func CPU(pid int) (time.Duration, error) {
 
 // Mem returns VmRSS and VmHWM of pid in KiB.
 func Mem(pid int) (rss, hwm int64, err error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		switch k {
-		case "VmRSS":
-			rss = n
-		case "VmHWM":
-			hwm = n
-		}
-	}
-	return rss, hwm, sc.Err()
+	v, err := status(fmt.Sprintf("/proc/%d/status", pid), "VmRSS", "VmHWM")
+	return v[0], v[1], err
 }
 
 // MemParts returns RssAnon (private memory: heap, stacks) and RssFile (mapped files:
 // the executable and its libraries, clean page cache the kernel can drop) of pid in
 // KiB; they add up to VmRSS (with RssShmem, zero for the servers measured here).
 func MemParts(pid int) (anon, file int64, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	v, err := status(fmt.Sprintf("/proc/%d/status", pid), "RssAnon", "RssFile")
+	return v[0], v[1], err
+}
+
+// status returns the values (memory in KiB, the " kB" unit dropped) of keys in a
+// proc(5) status file, in the order of keys; a key that is missing reads 0.
+func status(path string, keys ...string) ([]int64, error) {
+	out := make([]int64, len(keys))
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return 0, 0, err
+		return out, err
 	}
 	for line := range strings.Lines(string(b)) {
 		k, v, ok := strings.Cut(line, ":")
 		if !ok {
 			continue
 		}
-		n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		switch k {
-		case "RssAnon":
-			anon = n
-		case "RssFile":
-			file = n
+		for i, key := range keys {
+			if k == key {
+				out[i], _ = strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			}
 		}
 	}
-	return anon, file, nil
+	return out, nil
 }
 
 // CtxSwitches returns the voluntary plus involuntary context switches of every
@@ -99,17 +86,11 @@ func CtxSwitches(pid int) (int64, error) {
 	}
 	var sum int64
 	for _, t := range tasks {
-		b, err := os.ReadFile(dir + "/" + t.Name() + "/status")
+		v, err := status(dir+"/"+t.Name()+"/status", "voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")
 		if err != nil {
 			continue // the thread exited
 		}
-		for line := range strings.Lines(string(b)) {
-			k, v, ok := strings.Cut(line, ":")
-			if ok && (k == "voluntary_ctxt_switches" || k == "nonvoluntary_ctxt_switches") {
-				n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-				sum += n
-			}
-		}
+		sum += v[0] + v[1]
 	}
 	return sum, nil
 }
