@@ -89,7 +89,9 @@ func (st *stream) stats(now time.Time) StreamStats {
 		if s.opts.Viewers != nil {
 			n = s.opts.Viewers()
 		}
-		ss.Subscribers[proto] += n
+		if n > 0 { // an output that stands for nobody now (a recorder, an idle HLS muxer) is not listed
+			ss.Subscribers[proto] += n
+		}
 	}
 	ss.BytesOut = st.bytesOutLocked()
 	st.statMu.Lock()

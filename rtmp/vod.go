@@ -347,15 +347,12 @@ func (v *vodPlay) awaitReplies(ctx context.Context) bool {
 	return true
 }
 
-// playStatus is the onPlayStatus info object of the end of a file.
-type playStatus struct {
-	Level string `amf0:"level"`
-	Code  string `amf0:"code"`
-}
-
 // finish ends the file's playback once the player took every queued packet:
-// onPlayStatus NetStream.Play.Complete, onStatus NetStream.Play.Stop, StreamEOF
-// (what FMS and Red5 send; Play.Stop ends ffmpeg). It reports false when ctx ended.
+// onStatus NetStream.Play.Complete, onStatus NetStream.Play.Stop, StreamEOF (Play.Stop
+// ends ffmpeg). FMS sends Play.Complete as an onPlayStatus data message instead, but
+// ffmpeg's FLV demuxer turns that into a new data stream at the end, and ffprobe 5.1
+// -count_frames crashes on a stream added after the start: a status command carries
+// the same code without reaching the demuxer. It reports false when ctx ended.
 func (v *vodPlay) finish(ctx context.Context) bool {
 	for v.pipe.Len() > 0 {
 		select {
@@ -365,7 +362,7 @@ func (v *vodPlay) finish(ctx context.Context) bool {
 		}
 	}
 	cs := v.c.srv.cfg.ChunkSize
-	b := appendCommand(nil, cs, csidData, typeDataAMF0, v.sid, "onPlayStatus", playStatus{"status", "NetStream.Play.Complete"})
+	b := appendStatus(nil, cs, v.sid, "status", "NetStream.Play.Complete", "played "+v.key+" to the end")
 	b = appendStatus(b, cs, v.sid, "status", "NetStream.Play.Stop", "stopped playing "+v.key)
 	b = chunk.AppendMessage(b, cs, csidControl, typeUserControl, 0, 0, append([]byte{0, userControlEOF}, be32(v.sid)...))
 	v.send(b)
