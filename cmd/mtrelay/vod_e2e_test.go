@@ -63,6 +63,20 @@ func checkFrameExact(t *testing.T, who, out string) {
 	}
 }
 
+// readFileToEnd reads a file play's media up to its end, which must be
+// NetStream.Play.Complete followed at once by NetStream.Play.Stop.
+func readFileToEnd(ctx context.Context, t *testing.T, c *rtmptest.Client) []rxMsg {
+	t.Helper()
+	got, se, err := readUntilStatus(ctx, c, nil)
+	if err != nil || se == nil || se.Code != "NetStream.Play.Complete" {
+		t.Fatalf("file play: %v %v, want media up to NetStream.Play.Complete", err, se)
+	}
+	if more, se, err := readUntilStatus(ctx, c, nil); err != nil || se == nil || se.Code != "NetStream.Play.Stop" || len(more) != 0 {
+		t.Fatalf("after Play.Complete: %d messages, %v %v; want NetStream.Play.Stop at once", len(more), se, err)
+	}
+	return got
+}
+
 // TestVODFFmpeg plays the fixture from --vod-dir with ffmpeg, with nothing live:
 // over RTMP and RTMPT (real time; NetStream.Play.Stop ends ffmpeg) and over HTTP
 // /vod/, all frame-exact.
@@ -155,16 +169,7 @@ func TestVODSeekPause(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The rest of the file (4 s at real time, 0.5 s ahead), then the end.
-	rest, se, err := readUntilStatus(ctx, c, nil)
-	if err != nil || se == nil {
-		t.Fatalf("end: %v %v", err, se)
-	}
-	if se.Code != "NetStream.Play.Complete" {
-		t.Errorf("end status %s, want NetStream.Play.Complete", se.Code)
-	}
-	if more, se, err := readUntilStatus(ctx, c, nil); err != nil || se == nil || se.Code != "NetStream.Play.Stop" || len(more) != 0 {
-		t.Errorf("after Play.Complete: %d messages, %v %v; want NetStream.Play.Stop at once", len(more), se, err)
-	}
+	rest := readFileToEnd(ctx, t, c)
 	// Every video frame from the keyframe at 6000 on, once: 100 frames (6000 to
 	// 9960) and the end-of-sequence tag, the keyframe included in after.
 	var frames int
@@ -349,10 +354,7 @@ func TestVODRecording(t *testing.T) {
 	if err := c.PlayStart(name[:len(name)-len(".flv")], 8000); err != nil {
 		t.Fatal(err)
 	}
-	got, se, err := readUntilStatus(ctx, c, nil)
-	if err != nil || se == nil || se.Code != "NetStream.Play.Stop" {
-		t.Fatalf("play %s from 8000: %v %v", name, err, se)
-	}
+	got := readFileToEnd(ctx, t, c)
 	var frames int
 	for _, m := range got {
 		if isVideoFrame(m.typeID, m.payload) {
