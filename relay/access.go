@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -86,9 +87,9 @@ func (f AccessFunc) Authorize(ctx context.Context, req AccessRequest) (AccessDec
 // and returns the stream key to use: req.Key, or the key a controller renamed it to,
 // checked with ValidateKey. A refusal, a failed decision or a bad rename is an error
 // wrapping ErrAccessDenied whose text says why (the OnEnd of a badly renamed publish
-// is called). It is the one decision path of the protocol layers that have no
-// connection state of their own (HTTP viewers); for ActionConnect use Authorize
-// directly, since its Key is no stream key.
+// is called). It is the one decision path of the protocol layers for publish and
+// play (RTMP and the HTTP viewers); for ActionConnect use Authorize directly, since
+// its Key is no stream key.
 func Decide(ctx context.Context, ac AccessController, timeout time.Duration, req AccessRequest) (string, AccessDecision, error) {
 	if err := ValidateKey(req.Key); err != nil {
 		return req.Key, AccessDecision{}, fmt.Errorf("%w: %w", ErrAccessDenied, err)
@@ -117,6 +118,12 @@ func Decide(ctx context.Context, ac AccessController, timeout time.Duration, req
 		return d.Key, d, nil
 	}
 	return req.Key, d, nil
+}
+
+// DenialReason returns why Decide refused, without the ErrAccessDenied prefix: the
+// short reason an HTTP viewer's 403 shows.
+func DenialReason(err error) string {
+	return strings.TrimPrefix(err.Error(), ErrAccessDenied.Error()+": ")
 }
 
 // AllowAll is the AccessController used without a database or hooks: open publishing

@@ -589,26 +589,9 @@ func (c *conn) authorize(ctx context.Context, action relay.Action, key, query st
 	if err := relay.ValidateKey(key); err != nil {
 		return key, relay.AccessDecision{}, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.srv.cfg.AccessTimeout)
-	defer cancel()
-	d, err := c.srv.cfg.Access.Authorize(ctx, relay.AccessRequest{
+	return relay.Decide(ctx, c.srv.cfg.Access, c.srv.cfg.AccessTimeout, relay.AccessRequest{
 		Action: action, Key: key, Query: query, Protocol: c.protocol, Remote: c.remote, TCURL: redactURL(c.tcURL),
 	})
-	switch {
-	case err != nil:
-		return key, relay.AccessDecision{}, fmt.Errorf("%w: %s %s: %w", relay.ErrAccessDenied, action, key, err)
-	case !d.Allow:
-		return key, relay.AccessDecision{}, fmt.Errorf("%w: %s", relay.ErrAccessDenied, d.Reason)
-	case d.Key != "":
-		if err := relay.ValidateKey(d.Key); err != nil {
-			if d.OnEnd != nil {
-				d.OnEnd()
-			}
-			return key, relay.AccessDecision{}, fmt.Errorf("%w: renamed to a bad key: %w", relay.ErrAccessDenied, err)
-		}
-		return d.Key, d, nil
-	}
-	return key, d, nil
 }
 
 // onPlay handles play(name, start): start is NaN when absent (see openVOD for what it

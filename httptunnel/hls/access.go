@@ -116,7 +116,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, key string) (
 	if err != nil {
 		delete(g.m, gk) // its segments stop too
 		s.log.Warn().Str("stream", key).Str("remote", r.RemoteAddr).Err(err).Msg("hls viewer refused")
-		http.Error(w, "hls: forbidden: "+strings.TrimPrefix(err.Error(), relay.ErrAccessDenied.Error()+": "), http.StatusForbidden)
+		http.Error(w, "hls: forbidden: "+relay.DenialReason(err), http.StatusForbidden)
 		return key, false
 	}
 	if g.m == nil {

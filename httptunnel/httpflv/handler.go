@@ -247,7 +247,7 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, key string) 
 	})
 	if err != nil {
 		h.log.Warn().Str("stream", key).Str("remote", r.RemoteAddr).Err(err).Msg("viewer refused")
-		http.Error(w, "http-flv: forbidden: "+strings.TrimPrefix(err.Error(), relay.ErrAccessDenied.Error()+": "), http.StatusForbidden)
+		http.Error(w, "http-flv: forbidden: "+relay.DenialReason(err), http.StatusForbidden)
 		return key, false
 	}
 	return newKey, true

@@ -11,7 +11,6 @@ import (
 	"os"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -306,7 +305,7 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, key string) 
 		Action: relay.ActionPlay, Key: key, Query: r.URL.RawQuery, Protocol: Protocol, Remote: r.RemoteAddr,
 	})
 	if err != nil {
-		http.Error(w, "player: forbidden: "+strings.TrimPrefix(err.Error(), relay.ErrAccessDenied.Error()+": "), http.StatusForbidden)
+		http.Error(w, "player: forbidden: "+relay.DenialReason(err), http.StatusForbidden)
 		return "", err
 	}
 	return newKey, nil

@@ -29,7 +29,7 @@ func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		})
 		if err != nil {
 			s.log.Warn().Str("remote", r.RemoteAddr).Str("name", name).Err(err).Msg("vod request refused")
-			http.Error(w, "vod: forbidden: "+strings.TrimPrefix(err.Error(), relay.ErrAccessDenied.Error()+": "), http.StatusForbidden)
+			http.Error(w, "vod: forbidden: "+relay.DenialReason(err), http.StatusForbidden)
 			return
 		}
 	}
