@@ -35,6 +35,12 @@ type SubscribeOptions struct {
 	// anything but Publisher.WritePacket (joins, publisher start and end) still wake
 	// Read and Wait.
 	WriteThrough func(s *Subscriber)
+	// OnWake, if set, is called each time s would wake a blocked Read or Wait: frames
+	// queued outside WriteThrough, Wake, the end of s. A writer that does not keep a
+	// goroutine blocked in Wait (it starts one only when there is work, see rtmp's lazy
+	// writer) learns this way that there is work. It may be called with s's lock held:
+	// it must not block nor call back into s.
+	OnWake func()
 }
 
 // SubscriberStats counts what happened to one subscriber.
@@ -126,6 +132,19 @@ func (s *Subscriber) signal() {
 	case s.notify <- struct{}{}:
 	default:
 	}
+	if s.opts.OnWake != nil {
+		s.opts.OnWake()
+	}
+}
+
+// Idle reports whether a Wait would block until something signals s: nothing is
+// queued, s has not ended and no PlayWait clock runs (a Wait without a live publisher
+// gives up on its own at the deadline). A writer with SubscribeOptions.OnWake may
+// then stop waiting altogether.
+func (s *Subscriber) Idle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err == nil && s.q.n == 0 && s.deadline.IsZero()
 }
 
 // setErrLocked ends s with err: the queue is released and Read wakes up.

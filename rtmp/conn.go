@@ -56,7 +56,15 @@ type conn struct {
 	evicted atomic.Pointer[error]
 	kicked  atomic.Bool // set by relay.Hub.Kick before it closes nc
 
-	// Owned by run.
+	// Set by run before it reads; used by whichever goroutine serves the connection.
+	cfg       *Config            // the configuration as of the connection's start
+	ctx       context.Context    // the connection's context
+	cancel    context.CancelFunc // cancels ctx
+	stopClose func() bool        // stops the AfterFunc that closes the connection with ctx
+	poller    *netio.Poller      // immutable: where a waiting player parks, or nil
+	leave     func()             // immutable: what resume calls after ending the connection, or nil
+
+	// Owned by the goroutine serving the connection: run, then each resume in turn.
 	subEnd     string    // why a play ends when the connection does (relay.End*), set by run
 	br         io.Reader // buffered: raw (relay/netio), or a bufio.Reader
 	cr         *chunk.Reader
@@ -148,19 +156,55 @@ func protocolOf(nc net.Conn) string {
 	return "rtmp"
 }
 
-// run serves the connection and logs one line when it ends.
-func (c *conn) run(ctx context.Context) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(ctx, func() { c.nc.Close() })
-	defer stop()
-
+// run serves the connection and, unless it parked (see park), logs one line when it
+// ends. It reports whether the connection parked: it has not ended then, and the
+// goroutine that resumes it ends it (resume).
+func (c *conn) run(ctx context.Context) (parked bool) {
+	c.ctx, c.cancel = context.WithCancel(ctx)
+	ctx = c.ctx
+	c.stopClose = context.AfterFunc(ctx, c.close)
 	err := c.serve(ctx)
+	if err == errParked {
+		return true
+	}
+	c.end(err)
+	return false
+}
 
-	cancel()
+// resume goes on serving a parked connection whose peer sent something (or hung up,
+// or the connection was closed meanwhile). It runs on a goroutine of its own.
+func (c *conn) resume() {
+	err := c.loop(c.ctx)
+	if err == errParked {
+		return
+	}
+	c.end(err)
+	if c.leave != nil {
+		c.leave()
+	}
+}
+
+// close closes the connection; a parked one is resumed, so its reader sees the close
+// and ends it. Safe from any goroutine.
+func (c *conn) close() {
+	var resume func()
+	if c.raw != nil {
+		resume = c.raw.Shut() // before the descriptor is closed (netio.Conn.Shut)
+	}
 	c.nc.Close()
+	if resume != nil {
+		go resume()
+	}
+}
+
+// end finishes the connection once its reader stopped for err, and logs the close.
+func (c *conn) end(err error) {
+	c.cancel()
+	c.stopClose()
+	c.close()
 	var out int64
 	if c.w != nil {
+		c.w.finish()
 		<-c.w.done
 		out = c.w.bytesOut.Load()
 		if werr := c.w.err; werr != nil && !isClosing(werr) {
@@ -202,20 +246,17 @@ func isClosing(err error) bool {
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, relay.ErrClosed)
 }
 
+// serve does the handshake, starts the writer and reads until the connection ends or
+// parks (errParked).
 func (c *conn) serve(ctx context.Context) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			c.log.Error().Str("panic", fmt.Sprint(r)).Bytes("stack", debug.Stack()).Msg("panic serving connection")
-			err = fmt.Errorf("%w: panic: %v", errProtocol, r)
-		}
-	}()
-	cfg := c.srv.connConfig() // the timeouts as of now (Server.SetTimeouts)
+	defer c.recoverPanic(&err)
+	c.cfg = c.srv.connConfig() // the timeouts as of now (Server.SetTimeouts)
 	if c.raw != nil {
 		c.br = c.raw // buffers only while data is waiting
 	} else {
 		c.br = bufio.NewReaderSize(c.nc, 4<<10)
 	}
-	c.nc.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
+	c.nc.SetDeadline(time.Now().Add(c.cfg.HandshakeTimeout))
 	if err := serverHandshake(struct {
 		io.Reader
 		io.Writer
@@ -223,20 +264,42 @@ func (c *conn) serve(ctx context.Context) (err error) {
 		return fmt.Errorf("handshake: %w", err)
 	}
 	c.nc.SetDeadline(time.Time{})
-	c.cr = chunk.NewReader(c.br, chunk.ReaderConfig{MaxMessageSize: cfg.MaxMessageSize})
+	c.cr = chunk.NewReader(c.br, chunk.ReaderConfig{MaxMessageSize: c.cfg.MaxMessageSize})
 	c.w = newWriter(c)
-	go c.w.run(ctx)
+	c.w.start(ctx)
+	return c.readLoop(ctx)
+}
 
+// loop is readLoop for a resumed connection, with serve's panic guard.
+func (c *conn) loop(ctx context.Context) (err error) {
+	defer c.recoverPanic(&err)
+	return c.readLoop(ctx)
+}
+
+func (c *conn) recoverPanic(err *error) {
+	if r := recover(); r != nil {
+		c.log.Error().Str("panic", fmt.Sprint(r)).Bytes("stack", debug.Stack()).Msg("panic serving connection")
+		*err = fmt.Errorf("%w: panic: %v", errProtocol, r)
+	}
+}
+
+// readLoop reads and handles messages until the connection ends, or until it parks:
+// then it returns errParked and the connection's goroutine is gone until the peer
+// sends something (resume).
+func (c *conn) readLoop(ctx context.Context) error {
 	for {
 		if c.w.playing() {
 			c.nc.SetReadDeadline(time.Time{})
 		} else {
-			c.nc.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
+			c.nc.SetReadDeadline(time.Now().Add(c.cfg.IdleTimeout))
+		}
+		if c.park() {
+			return errParked
 		}
 		m, err := c.cr.ReadMessage()
 		if err != nil {
 			if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
-				return fmt.Errorf("idle for %s: %w", cfg.IdleTimeout, err)
+				return fmt.Errorf("idle for %s: %w", c.cfg.IdleTimeout, err)
 			}
 			return fmt.Errorf("read: %w", err)
 		}
@@ -251,6 +314,24 @@ func (c *conn) serve(ctx context.Context) (err error) {
 			c.sendControl(typeAck, be32(uint32(read)))
 		}
 	}
+}
+
+// park hands a waiting player to the server's poller (relay/netio.Poller) instead of
+// keeping this goroutine blocked in a read: a player sends next to nothing once it
+// plays, and its output needs no goroutine of its own either (the lazy writer). It
+// reports whether the connection parked; the caller must then return at once.
+// Publishers, connections not playing (their idle timeout runs) and anything but
+// plain TCP never park.
+func (c *conn) park() bool {
+	if c.poller == nil || !c.w.playing() {
+		return false
+	}
+	for _, ns := range c.streams {
+		if ns.pub != nil {
+			return false
+		}
+	}
+	return c.raw.Park(c.poller, c.resume)
 }
 
 func be32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
@@ -566,7 +647,7 @@ func (c *conn) onPublish(ctx context.Context, sid uint32, name, typ string) {
 	}
 	// Kick (relay.Hub.Kick) closes the socket; run then ends and unpublishes.
 	pub, err := c.srv.hub.Publish(key, relay.PublisherInfo{Protocol: c.protocol, Remote: c.remote, Query: query,
-		Mode: typ, Owner: d.Owner, Kick: func() { c.kicked.Store(true); c.nc.Close() }, OnClose: d.OnEnd})
+		Mode: typ, Owner: d.Owner, Kick: func() { c.kicked.Store(true); c.close() }, OnClose: d.OnEnd})
 	if err != nil {
 		if d.OnEnd != nil {
 			d.OnEnd() // allowed, but it never started
@@ -637,10 +718,11 @@ func (c *conn) onPlay(ctx context.Context, sid uint32, name string, start float6
 		OnEvict: func(err error) {
 			if errors.Is(err, relay.ErrSlowSubscriber) {
 				c.evicted.Store(&err)
-				c.nc.Close()
+				c.close()
 			}
 		},
 		WriteThrough: c.w.writeThroughHook(),
+		OnWake:       c.w.wakeHook(),
 	})
 	if err != nil {
 		c.log.Warn().Str("stream", key).Err(err).Msg("play refused")

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mtrelay/mtrelay/relay"
+	"github.com/mtrelay/mtrelay/relay/netio"
 )
 
 // Sentinel errors of the RTMP server.
@@ -119,8 +120,10 @@ type Server struct {
 	stats    serverStats              // cumulative counters for Stats
 	wg       sync.WaitGroup           // connection goroutines started by Serve and ServeConn
 
-	mu    sync.Mutex
-	conns map[*conn]struct{} // guarded by mu
+	mu       sync.Mutex
+	conns    map[*conn]struct{} // guarded by mu
+	poller   *netio.Poller      // guarded by mu: where waiting players park (parker), nil until then
+	noPoller bool               // guarded by mu: NewPoller failed; do not try again
 }
 
 // New returns a server that publishes into and plays from hub.
@@ -214,10 +217,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		delay = 0
 		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.serveConn(s.base, nc)
-		}()
+		go s.serveConn(s.base, nc, s.parker(), s.wg.Done)
 	}
 }
 
@@ -234,11 +234,23 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn) {
 	}
 	stop := context.AfterFunc(s.base, func() { nc.Close() })
 	defer stop()
-	s.serveConn(ctx, nc)
+	s.serveConn(ctx, nc, nil, func() {}) // no parking: it returns when the connection ended
 }
 
 // Conns returns the number of connections being served.
 func (s *Server) Conns() int { return int(s.active.Load()) }
+
+// Parked returns the number of connections parked now: players waiting for their
+// peer with no goroutine of their own (see relay/netio.Poller).
+func (s *Server) Parked() int {
+	s.mu.Lock()
+	p := s.poller
+	s.mu.Unlock()
+	if p == nil {
+		return 0
+	}
+	return p.Parked()
+}
 
 // Players returns the number of plays in progress. After the hub is closed it falls to
 // zero as players are told their stream ended, which shutdown waits for.
@@ -250,7 +262,7 @@ func (s *Server) Close(ctx context.Context) error {
 	s.stop()
 	s.mu.Lock()
 	for c := range s.conns {
-		c.nc.Close()
+		c.close()
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})
@@ -258,6 +270,7 @@ func (s *Server) Close(ctx context.Context) error {
 		s.wg.Wait()
 		close(done)
 	}()
+	defer s.closePoller()
 	select {
 	case <-done:
 		return nil
@@ -266,24 +279,64 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 }
 
-func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
+// serveConn serves nc and calls done once the connection has ended. With a poller,
+// a waiting player may park (conn.park): serveConn then returns early and the
+// goroutine that resumes the connection ends it and calls done.
+func (s *Server) serveConn(ctx context.Context, nc net.Conn, poller *netio.Poller, done func()) {
 	n := s.active.Add(1)
-	defer s.active.Add(-1)
 	c := newConn(s, nc)
 	s.stats.accepted.Add(1)
 	if limit := s.maxConns.Load(); n > limit {
 		s.stats.handshake[iHandshakeRefused].Add(1)
 		c.log.Warn().Int64("max_conns", limit).Msg("connection refused: too many connections")
 		nc.Close()
+		s.active.Add(-1)
+		done()
 		return
 	}
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
-	defer func() {
+	c.leave = func() {
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
-	}()
-	c.run(ctx)
+		s.active.Add(-1)
+		done()
+	}
+	if c.raw != nil {
+		c.poller = poller
+	}
+	if !c.run(ctx) {
+		c.leave()
+	}
+}
+
+// closePoller stops the poller; connections closed by Close were taken back from it
+// (netio.Conn.Shut) and no new one parks once the server is closed.
+func (s *Server) closePoller() {
+	s.mu.Lock()
+	p := s.poller
+	s.poller, s.noPoller = nil, true
+	s.mu.Unlock()
+	if p != nil {
+		p.Close()
+	}
+}
+
+// parker returns the poller accepted connections park with, starting it on first use;
+// nil when parking is not available (not Linux) or the server is closed.
+func (s *Server) parker() *netio.Poller {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.poller == nil && !s.noPoller && s.base.Err() == nil {
+		p, err := netio.NewPoller()
+		if err != nil {
+			s.noPoller = true
+			s.log.Debug().Err(err).Msg("players keep a goroutine each: no poller")
+			return nil
+		}
+		s.poller = p
+	}
+	return s.poller
 }

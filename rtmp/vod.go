@@ -150,7 +150,7 @@ func (c *conn) playVOD(ctx context.Context, ns *netStream, sid uint32, key strin
 	v := &vodPlay{
 		c:    c,
 		file: vf,
-		pipe: relay.NewPipe(relay.PipeOptions{Subscribe: relay.SubscribeOptions{Protocol: c.protocol, Remote: c.remote}}),
+		pipe: relay.NewPipe(relay.PipeOptions{Subscribe: relay.SubscribeOptions{Protocol: c.protocol, Remote: c.remote, OnWake: c.w.wakeHook()}}),
 		sid:  sid, key: key,
 		cmds:  make(chan vodCmd, 8),
 		stop:  cancel,
@@ -235,7 +235,7 @@ func (v *vodPlay) run(ctx context.Context) {
 	defer func() {
 		if r := recover(); r != nil {
 			v.c.log.Error().Str("panic", fmt.Sprint(r)).Bytes("stack", debug.Stack()).Msg("panic playing a recorded file")
-			v.c.nc.Close()
+			v.c.close()
 		}
 	}()
 	var (
@@ -330,7 +330,7 @@ func (v *vodPlay) status(code, desc string) {
 
 func (v *vodPlay) send(b []byte) {
 	if !v.c.w.enqueue(b) {
-		v.c.nc.Close() // the peer reads nothing: as conn.send does, end the connection
+		v.c.close() // the peer reads nothing: as conn.send does, end the connection
 	}
 }
 

@@ -34,6 +34,12 @@ var errBacklog = errors.New("rtmp: peer does not read its replies (over 1 MiB qu
 // writev; whatever it cannot finish (a full socket buffer, an error, pending replies)
 // it leaves to run, which it wakes. run waits for media with Subscriber.Wait, without
 // wmu, and takes it with TryRead under wmu.
+//
+// On plain TCP the writer is lazy: run is not a goroutine for the connection's life
+// but one started by kick when there is work (Subscriber.Wake and the subscriber's
+// other signals through relay.SubscribeOptions.OnWake, enqueue, play, the end) and
+// ending (parking) as soon as it finds none. Only while no publisher is live does it
+// stay in Wait, for the PlayWait deadline.
 type writer struct {
 	c          *conn
 	wake       chan struct{} // 1-buffered; signalled when pending grows or play starts/stops
@@ -56,7 +62,20 @@ type writer struct {
 	started  bool       // guarded by wmu: a KindStreamStart was seen
 	deadline time.Time  // guarded by wmu: the write deadline set on the connection
 	flat     []byte     // guarded by wmu: a batch flattened for non-TCP connections
+
+	// A lazy writer (plain TCP, where writeThrough does the steady-state writes) keeps
+	// no goroutine while it has nothing to do: run parks (returns) when it finds no
+	// work, and kick starts it again. Waiting players then cost no goroutine stack for
+	// their output.
+	lazy    bool            // immutable
+	ctx     context.Context // immutable after start: the context run gets
+	running atomic.Bool     // a run goroutine is active, or the writer has ended for good
+	dirty   atomic.Bool     // kick was called since run last looked for work
 }
+
+// errParked is returned by a loop that parked, a lazy writer's or a connection's
+// reader: its goroutine returns without ending anything.
+var errParked = errors.New("rtmp: writer parked")
 
 // directPlay is the play a writer's writeThrough serves.
 type directPlay struct {
@@ -90,10 +109,69 @@ func putScratch(sc *scratch) {
 }
 
 func newWriter(c *conn) *writer {
-	return &writer{c: c, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	return &writer{c: c, wake: make(chan struct{}, 1), done: make(chan struct{}), lazy: c.raw != nil}
+}
+
+// start starts the writer with ctx: its goroutine for good, or a lazy writer's first
+// run.
+func (w *writer) start(ctx context.Context) {
+	w.ctx = ctx
+	if !w.lazy {
+		go w.run(ctx)
+		return
+	}
+	w.kick()
+}
+
+// kick makes a lazy writer look for work: it starts run unless run is active, in
+// which case run looks again before it parks. Safe from any goroutine, also with
+// locks held (relay.SubscribeOptions.OnWake); it never blocks.
+func (w *writer) kick() {
+	w.dirty.Store(true)
+	if w.running.CompareAndSwap(false, true) {
+		go w.run(w.ctx)
+	}
+}
+
+// park is called by a lazy writer's run that found nothing to do. It reports true
+// when run must return: nothing is left, or a kick already started another run.
+func (w *writer) park(sub *relay.Subscriber) bool {
+	w.running.Store(false)
+	if !w.dirty.Load() && !w.hasPending.Load() && (sub == nil || sub.Idle()) {
+		return true
+	}
+	return !w.running.CompareAndSwap(false, true)
+}
+
+// wakeHook returns the relay.SubscribeOptions.OnWake for a play on this connection:
+// kick for a lazy writer, nil otherwise (run then waits in Subscriber.Wait).
+func (w *writer) wakeHook() func() {
+	if !w.lazy {
+		return nil
+	}
+	return w.kick
+}
+
+// finish makes the writer end once the connection's context is done; run's caller
+// then waits for done.
+func (w *writer) finish() {
+	if !w.lazy {
+		return
+	}
+	w.mu.Lock()
+	sub := w.sub
+	w.mu.Unlock()
+	if sub != nil {
+		sub.Wake() // a run waiting for a publisher (PlayWait) looks at ctx
+	}
+	w.kick()
 }
 
 func (w *writer) signal() {
+	if w.lazy {
+		w.kick()
+		return
+	}
 	select {
 	case w.wake <- struct{}{}:
 	default:
@@ -169,16 +247,24 @@ func (w *writer) stopPlay(reason string) relay.SubscriberStats {
 
 // run writes until ctx is done or a write fails; on a failure it closes the connection
 // so the reader ends too.
+//
+// A lazy writer's run also returns when it parks; the writer has ended only once done
+// is closed.
 func (w *writer) run(ctx context.Context) {
-	defer close(w.done)
+	var err error
 	defer func() {
 		if r := recover(); r != nil {
-			w.err = fmt.Errorf("%w: writer panic: %v", errProtocol, r)
+			err = fmt.Errorf("%w: writer panic: %v", errProtocol, r)
 			w.c.log.Error().Str("panic", fmt.Sprint(r)).Msg("panic in writer")
 		}
-		w.c.nc.Close()
+		if err == errParked {
+			return
+		}
+		w.err = err
+		w.c.close()
+		close(w.done) // running stays true: no kick starts run again
 	}()
-	w.err = w.loop(ctx)
+	err = w.loop(ctx)
 }
 
 func (w *writer) loop(ctx context.Context) error {
@@ -189,6 +275,9 @@ func (w *writer) loop(ctx context.Context) error {
 	)
 	defer func() { unwake() }()
 	for {
+		if w.lazy {
+			w.dirty.Store(false) // what is there now, this round sees
+		}
 		w.mu.Lock()
 		ctrl := w.pending
 		w.pending = nil // replies are rare: an idle connection keeps no buffer for them
@@ -196,9 +285,9 @@ func (w *writer) loop(ctx context.Context) error {
 		sub, sid := w.sub, w.sid
 		w.mu.Unlock()
 
-		if sub != nil && sub != woken {
+		if sub != nil && sub != woken && !w.lazy {
 			// Wait without a cancellable context (a cheaper wait per packet); ctx's
-			// end wakes it instead.
+			// end wakes it instead (a lazy writer's: finish).
 			unwake()
 			unwake, woken = context.AfterFunc(ctx, sub.Wake), sub
 			if coalesce != nil {
@@ -210,7 +299,9 @@ func (w *writer) loop(ctx context.Context) error {
 				coalesce.Stop()
 			}
 		}
-		if sub != nil && len(ctrl) == 0 {
+		if sub != nil && len(ctrl) == 0 && !(w.lazy && sub.Idle()) {
+			// A lazy writer waits only while no publisher is live (the PlayWait
+			// clock); otherwise it takes what is queued and parks.
 			err := sub.Wait(context.Background())
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -236,6 +327,12 @@ func (w *writer) loop(ctx context.Context) error {
 				continue // stopPlay closed it
 			}
 			return w.endPlay(rerr, sid)
+		}
+		if w.lazy && !sent {
+			if w.park(sub) {
+				return errParked
+			}
+			continue
 		}
 		if sub == nil && !sent {
 			select {

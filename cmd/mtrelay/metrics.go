@@ -56,15 +56,15 @@ type metricsCollector struct {
 	perStream  bool
 	maxStreams int
 
-	streams, publishers, subscribers                   *prometheus.Desc
-	bytesIn, bytesOut, dropped, evicted                *prometheus.Desc
-	tunnels, conns, accepted, disconnects, handshakes  *prometheus.Desc
-	streamSubs, streamLive, streamIn, streamOut        *prometheus.Desc
-	streamDropped, streamEvicted, streamsOmitted       *prometheus.Desc
-	streamBitrateIn, streamBitrateOut, streamPublished *prometheus.Desc
-	subsEnded, access                                  *prometheus.Desc
-	sessions, logins, dbErrors                         *prometheus.Desc
-	recActive, recBytes, recStarted, recFailed         *prometheus.Desc
+	streams, publishers, subscribers                          *prometheus.Desc
+	bytesIn, bytesOut, dropped, evicted                       *prometheus.Desc
+	tunnels, conns, parked, accepted, disconnects, handshakes *prometheus.Desc
+	streamSubs, streamLive, streamIn, streamOut               *prometheus.Desc
+	streamDropped, streamEvicted, streamsOmitted              *prometheus.Desc
+	streamBitrateIn, streamBitrateOut, streamPublished        *prometheus.Desc
+	subsEnded, access                                         *prometheus.Desc
+	sessions, logins, dbErrors                                *prometheus.Desc
+	recActive, recBytes, recStarted, recFailed                *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*metricsCollector)(nil)
@@ -85,6 +85,7 @@ func newMetricsCollector(src metricsSource, perStream bool, maxStreams int) *met
 		evicted:     d("subscribers_evicted_total", "Subscribers cut off by the hub, by reason (slow, no_publisher).", "reason"),
 		tunnels:     d("rtmpt_tunnels", "Open RTMPT and RTMPTS tunnels."),
 		conns:       d("rtmp_connections", "RTMP connections being served (TCP, TLS and tunnelled)."),
+		parked:      d("rtmp_connections_parked", "RTMP players waiting for input with no goroutine of their own (parked on the poller)."),
 		accepted:    d("rtmp_connections_accepted_total", "RTMP connections accepted (TCP, TLS and tunnelled)."),
 		disconnects: d("rtmp_disconnects_total", "RTMP connections that completed the handshake and ended, by reason.", "reason"),
 		handshakes:  d("rtmp_handshake_failures_total", "RTMP connections that never completed the handshake, by reason.", "reason"),
@@ -178,6 +179,7 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 
 	gauge(m.tunnels, float64(m.src.tunnels.Tunnels()))
 	gauge(m.conns, float64(m.src.rtmp.Conns()))
+	gauge(m.parked, float64(m.src.rtmp.Parked()))
 	rs := m.src.rtmp.Stats()
 	counter(m.accepted, float64(rs.Accepted))
 	for reason, n := range rs.Closes {

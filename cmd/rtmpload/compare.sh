@@ -133,8 +133,9 @@ if [ -n "$mtrelay_bin" ]; then
 	log "building rtmpload; mtrelay is $mtrelay_bin"
 	cp "$mtrelay_bin" "$tmp/mtrelay"
 else
-	log "building mtrelay and rtmpload"
-	go build -o "$tmp/mtrelay" ./cmd/mtrelay
+	# The release build, as in the Dockerfile: static (no libc mapped), trimmed paths.
+	log "building mtrelay (CGO_ENABLED=0 -trimpath, as the Dockerfile) and rtmpload"
+	CGO_ENABLED=0 go build -trimpath -o "$tmp/mtrelay" ./cmd/mtrelay
 fi
 go build -o "$tmp/rtmpload" ./cmd/rtmpload
 

@@ -68,6 +68,13 @@ type Conn struct {
 	werr    error
 	writeFn func(fd uintptr) bool // immutable: doWrite, bound once
 	tryFn   func(fd uintptr) bool // immutable: doTry, bound once
+
+	// Parking (poller_linux.go).
+	pmu    sync.Mutex
+	shut   bool    // guarded by pmu: Shut was called; never park again
+	poller *Poller // guarded by pmu: where c is parked, or nil
+	parkID uint64  // guarded by pmu: the registration id while parked, else 0
+	parkFn func()  // guarded by pmu: what runs when c has input
 }
 
 // New returns a Conn for nc, or nil when nc is not a plain TCP connection: a

@@ -2,7 +2,10 @@
 
 package netio
 
-import "net"
+import (
+	"errors"
+	"net"
+)
 
 // ReadBufSize is the size of the pooled read buffers (Linux only).
 const ReadBufSize = 4 << 10
@@ -25,3 +28,21 @@ func (*Conn) Writev([][]byte) (int64, error) { panic("netio: not supported") }
 
 // TryWritev is never called: New returns nil.
 func (*Conn) TryWritev([][]byte) (int64, [][]byte, error) { panic("netio: not supported") }
+
+// Poller is Linux only (poller_linux.go).
+type Poller struct{}
+
+// NewPoller returns an error: parking is Linux only.
+func NewPoller() (*Poller, error) { return nil, errors.New("netio: poller is Linux only") }
+
+// Close does nothing.
+func (*Poller) Close() error { return nil }
+
+// Parked returns 0.
+func (*Poller) Parked() int { return 0 }
+
+// Park is never called: New returns nil.
+func (*Conn) Park(*Poller, func()) bool { return false }
+
+// Shut is never called: New returns nil.
+func (*Conn) Shut() func() { return nil }
