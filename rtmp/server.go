@@ -120,10 +120,10 @@ type Server struct {
 	stats    serverStats              // cumulative counters for Stats
 	wg       sync.WaitGroup           // connection goroutines started by Serve and ServeConn
 
-	mu       sync.Mutex
-	conns    map[*conn]struct{} // guarded by mu
-	poller   *netio.Poller      // guarded by mu: where waiting players park (parker), nil until then
-	noPoller bool               // guarded by mu: NewPoller failed; do not try again
+	mu           sync.Mutex
+	conns        map[*conn]struct{} // guarded by mu
+	poller       netio.LazyPoller   // where waiting players park (parker)
+	noPollerOnce sync.Once          // logs once that there is no poller
 }
 
 // New returns a server that publishes into and plays from hub.
@@ -242,15 +242,7 @@ func (s *Server) Conns() int { return int(s.active.Load()) }
 
 // Parked returns the number of connections parked now: players waiting for their
 // peer with no goroutine of their own (see relay/netio.Poller).
-func (s *Server) Parked() int {
-	s.mu.Lock()
-	p := s.poller
-	s.mu.Unlock()
-	if p == nil {
-		return 0
-	}
-	return p.Parked()
-}
+func (s *Server) Parked() int { return s.poller.Parked() }
 
 // Players returns the number of plays in progress. After the hub is closed it falls to
 // zero as players are told their stream ended, which shutdown waits for.
@@ -270,7 +262,7 @@ func (s *Server) Close(ctx context.Context) error {
 		s.wg.Wait()
 		close(done)
 	}()
-	defer s.closePoller()
+	defer s.poller.Close() // connections closed above were taken back from it (netio.Conn.Shut)
 	select {
 	case <-done:
 		return nil
@@ -312,31 +304,15 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn, poller *netio.Polle
 	}
 }
 
-// closePoller stops the poller; connections closed by Close were taken back from it
-// (netio.Conn.Shut) and no new one parks once the server is closed.
-func (s *Server) closePoller() {
-	s.mu.Lock()
-	p := s.poller
-	s.poller, s.noPoller = nil, true
-	s.mu.Unlock()
-	if p != nil {
-		p.Close()
-	}
-}
-
 // parker returns the poller accepted connections park with, starting it on first use;
 // nil when parking is not available (not Linux) or the server is closed.
 func (s *Server) parker() *netio.Poller {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.poller == nil && !s.noPoller && s.base.Err() == nil {
-		p, err := netio.NewPoller()
-		if err != nil {
-			s.noPoller = true
-			s.log.Debug().Err(err).Msg("players keep a goroutine each: no poller")
-			return nil
-		}
-		s.poller = p
+	if s.base.Err() != nil {
+		return nil
 	}
-	return s.poller
+	p, err := s.poller.Get()
+	if err != nil {
+		s.noPollerOnce.Do(func() { s.log.Debug().Err(err).Msg("players keep a goroutine each: no poller") })
+	}
+	return p
 }

@@ -14,12 +14,17 @@
 // audio packet of a publisher shows another codec, its chunked body is ended cleanly
 // and the reason logged.
 //
-// A viewer ends when the client disconnects (a reader goroutine sees EOF), when a write
-// does not finish within Config.WriteTimeout (a stalled client), when the hub evicts it
-// as a slow subscriber, when the stream has had no publisher for the hub's PlayWait,
-// or when the Handler closes.
+// A viewer ends when the client disconnects (its reader sees EOF), when a write does
+// not finish within Config.WriteTimeout (a stalled client), when the hub evicts it as a
+// slow subscriber, when the stream has had no publisher for the hub's PlayWait, or
+// when the Handler closes.
 //
 // httpflv may import relay, relay/netio, httptunnel/flv, the standard library and zerolog; never
-// rtmp. Goroutines: each viewer runs in its net/http handler goroutine plus one reader
-// goroutine that Handler owns; Close closes every viewer and waits for both.
+// rtmp. Goroutines: on plain TCP (Linux) a viewer that waits has none. ServeHTTP
+// returns once the viewer is set up; the publisher's goroutine writes through
+// (relay.SubscribeOptions.WriteThrough), an output goroutine runs only while there is
+// work it cannot do (output.kick, from relay.SubscribeOptions.OnWake), and the reader
+// is parked on a relay/netio.Poller between reads (Handler.watch). Elsewhere (TLS,
+// other systems) a viewer runs in its net/http handler goroutine plus one reader
+// goroutine. Close ends every viewer and waits for all of these.
 package httpflv

@@ -93,12 +93,14 @@ type Handler struct {
 	log zerolog.Logger // immutable after New
 	hub Hub            // immutable after New
 
-	wg      sync.WaitGroup // viewers' handler and reader goroutines
-	mu      sync.Mutex
-	closed  bool                 // guarded by mu
-	viewers map[*viewer]struct{} // guarded by mu
-	count   atomic.Int64         // len(viewers), for Viewers
-	nextID  atomic.Uint64        // viewer ids for logs
+	wg           sync.WaitGroup // viewers' handler and reader goroutines (a parked reader included)
+	mu           sync.Mutex
+	closed       bool                 // guarded by mu
+	viewers      map[*viewer]struct{} // guarded by mu
+	poller       netio.LazyPoller     // where viewers' readers park (parker)
+	noPollerOnce sync.Once            // logs once that there is no poller
+	count        atomic.Int64         // len(viewers), for Viewers
+	nextID       atomic.Uint64        // viewer ids for logs
 }
 
 // New returns a Handler that serves the streams of hub.
@@ -141,12 +143,24 @@ func StreamKey(app, file string) (string, bool) {
 type viewer struct {
 	id     uint64
 	conn   net.Conn                // immutable; closed by end
+	raw    *netio.Conn             // immutable; conn's raw I/O on plain TCP, else nil
 	cancel context.CancelCauseFunc // ends the viewer with a cause
+	kick   func()                  // immutable; a lazy output's kick, else nil
 }
 
 func (v *viewer) end(cause error) {
 	v.cancel(cause)
+	var resume func()
+	if v.raw != nil {
+		resume = v.raw.Shut() // a parked reader is taken back before the close
+	}
 	v.conn.Close() // unblocks a Write and the reader
+	if resume != nil {
+		go resume()
+	}
+	if v.kick != nil {
+		v.kick() // a lazy output sees the end and finishes the viewer
+	}
 }
 
 // ServeHTTP streams one viewer until it ends.
@@ -190,38 +204,69 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.log.Debug().Err(err).Msg("hijack failed")
 		return
 	}
-	ctx, cancel := context.WithCancelCause(r.Context())
-	v := &viewer{id: h.nextID.Add(1), conn: conn, cancel: cancel}
+	// On plain TCP (Linux) a viewer that waits holds no goroutine: ServeHTTP returns
+	// once the viewer is set up (net/http then frees its connection state), the output
+	// runs only while there is work (output.run) and the reader waits parked on the
+	// poller (watch). The request's context ends when ServeHTTP returns, so the
+	// viewer's does not derive from its cancellation.
+	raw := netio.New(conn)
+	poller := h.parker()
+	lazy := raw != nil && poller != nil && brw.Reader.Buffered() == 0
+	base := r.Context()
+	if lazy {
+		base = context.WithoutCancel(base)
+	}
+	ctx, cancel := context.WithCancelCause(base)
+	out := h.newOutput(conn, raw, lazy)
+	v := &viewer{id: h.nextID.Add(1), conn: conn, raw: raw, cancel: cancel}
+	if lazy {
+		v.kick = out.kick
+	}
 	log := h.log.With().Uint64("conn", v.id).Str("stream", key).Str("remote", r.RemoteAddr).Logger()
 	if !h.add(v) {
 		conn.Close()
 		cancel(ErrHandlerClosed)
 		return
 	}
-	defer h.remove(v)
-
-	out := h.newOutput(v.conn)
-	sub, err := h.hub.Subscribe(key, relay.SubscribeOptions{
+	opts := relay.SubscribeOptions{
 		Protocol:     Protocol,
 		Remote:       r.RemoteAddr,
 		OnEvict:      v.end,
 		WriteThrough: out.hook(), // plain TCP: the publisher's goroutine writes (see output)
-	})
+	}
+	if lazy {
+		opts.OnWake = out.kick
+	}
+	sub, err := h.hub.Subscribe(key, opts)
 	if err != nil {
 		v.end(err)
+		h.remove(v)
 		log.Debug().Err(err).Msg("subscribe failed")
 		return
 	}
-	defer func() { sub.CloseReason(relay.EndReasonOf(err)) }() // why it ended, for Hub.SubscriberEnds
+	log.Debug().Msg("viewer joined")
+	if lazy {
+		h.wg.Add(2) // the output until the viewer ends (ended), and the reader (watch)
+		out.ctx, out.sub = ctx, sub
+		out.ended = func(err error) { h.ended(ctx, v, sub, err, log, true) }
+		go out.run() // running was set by newOutput: kicks until now only marked work
+		go h.watch(v, poller)
+		return
+	}
 
 	// The reader notices a client that goes away while no media flows.
 	h.wg.Go(func() {
 		_, _ = io.Copy(io.Discard, brw.Reader)
 		v.end(ErrClientGone)
 	})
+	err = h.stream(ctx, sub, out)
+	h.ended(ctx, v, sub, err, log, false)
+}
 
-	log.Debug().Msg("viewer joined")
-	err = h.stream(ctx, v, sub, out)
+// ended finishes a viewer whose output stopped for err: it ends the viewer, logs why
+// and unregisters it. For a lazy output it also releases the output's count of h.wg
+// (otherwise the handler goroutine's deferred Done does).
+func (h *Handler) ended(ctx context.Context, v *viewer, sub *relay.Subscriber, err error, log zerolog.Logger, lazy bool) {
 	v.end(err)
 	if c := context.Cause(ctx); c != nil {
 		err = c
@@ -233,6 +278,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ss := sub.Stats()
 	ev.AnErr("reason", err).Int64("packets", ss.Packets).Int64("dropped", ss.Dropped).Msg("viewer left")
+	sub.CloseReason(relay.EndReasonOf(err)) // why it ended, for Hub.SubscriberEnds
+	h.remove(v)
+	if lazy {
+		h.wg.Done()
+	}
 }
 
 // authorize asks Config.Access about a viewer of key and returns the key to serve
@@ -391,13 +441,102 @@ type output struct {
 	frames []relay.Frame // guarded by mu: scratch for TryRead
 	rest   [][]byte      // guarded by mu: what writeThrough could not write; stream writes it
 	err    error         // guarded by mu: writeThrough's write error, or the codec error that ends the viewer
+
+	// A lazy output (plain TCP) has no goroutine of its own while it has nothing to
+	// do: kick starts run, which does what stream does, and returns (parks) as soon
+	// as it finds no work, or finishes the viewer (ended).
+	lazy    bool              // immutable
+	ctx     context.Context   // immutable once run starts: the viewer's
+	sub     *relay.Subscriber // immutable once run starts
+	ended   func(err error)   // immutable once run starts: Handler.ended for this viewer
+	running atomic.Bool       // run is active, or the viewer has ended for good
+	dirty   atomic.Bool       // kick was called since run last looked for work
 }
 
-func (h *Handler) newOutput(conn net.Conn) *output {
-	return &output{
-		cw:     chunkWriter{conn: conn, raw: netio.New(conn), timeout: h.cfg.WriteTimeout},
+func (h *Handler) newOutput(conn net.Conn, raw *netio.Conn, lazy bool) *output {
+	o := &output{
+		cw:     chunkWriter{conn: conn, raw: raw, timeout: h.cfg.WriteTimeout},
 		frames: make([]relay.Frame, 0, h.cfg.BatchFrames),
+		lazy:   lazy,
 	}
+	// ServeHTTP starts the first run itself once the viewer is set up; until then a
+	// kick only marks work.
+	o.running.Store(lazy)
+	return o
+}
+
+// kick makes a lazy output look for work: it starts run unless run is active (which
+// then looks again before it parks). It never blocks; it may be called with locks
+// held (relay.SubscribeOptions.OnWake).
+func (o *output) kick() {
+	o.dirty.Store(true)
+	if o.running.CompareAndSwap(false, true) {
+		go o.run()
+	}
+}
+
+// run is a lazy output's turn: it writes the response head on the first turn, then
+// what is queued, and parks when nothing is left; when the viewer ends it finishes it.
+func (o *output) run() {
+	if err := o.loop(); err != errParked {
+		o.ended(err) // running stays true: no kick starts run again
+	}
+}
+
+// errParked is how loop tells run that it parked.
+var errParked = errors.New("httpflv: output parked")
+
+func (o *output) loop() error {
+	for {
+		o.dirty.Store(false)
+		if err := o.ctx.Err(); err != nil {
+			return err
+		}
+		o.mu.Lock()
+		if !o.ready {
+			if err := o.writeHead(); err != nil {
+				o.mu.Unlock()
+				return err
+			}
+		}
+		o.mu.Unlock()
+		var rerr error
+		if !o.sub.Idle() {
+			// Returns at once with what is queued or the end; without a live
+			// publisher, waits for one until the PlayWait deadline.
+			rerr = o.sub.Wait(o.ctx)
+			if err := o.ctx.Err(); err != nil {
+				return err
+			}
+		}
+		o.mu.Lock()
+		err := o.flushLocked(o.sub, rerr)
+		o.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		o.running.Store(false)
+		if !o.dirty.Load() && o.sub.Idle() && o.ctx.Err() == nil {
+			return errParked
+		}
+		if !o.running.CompareAndSwap(false, true) {
+			return errParked // a kick started another run
+		}
+	}
+}
+
+// writeHead sends the response head, then the FLV header, and lets
+// writeThrough write from then on. mu must be held.
+func (o *output) writeHead() error {
+	o.cw.conn.SetWriteDeadline(time.Now().Add(o.cw.timeout))
+	if _, err := io.WriteString(o.cw.conn, responseHead); err != nil {
+		return err
+	}
+	if err := o.cw.write(flv.Header(true, true), &o.b); err != nil {
+		return err
+	}
+	o.ready = true
+	return nil
 }
 
 // hook returns writeThrough on plain TCP, else nil.
@@ -474,20 +613,13 @@ func (o *output) writeThrough(sub *relay.Subscriber) {
 }
 
 // stream writes the response until the viewer ends; it returns why.
-func (h *Handler) stream(ctx context.Context, v *viewer, sub *relay.Subscriber, o *output) error {
+func (h *Handler) stream(ctx context.Context, sub *relay.Subscriber, o *output) error {
 	o.mu.Lock()
-	// Head and FLV header go out in the first write.
-	v.conn.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
-	if _, err := io.WriteString(v.conn, responseHead); err != nil {
-		o.mu.Unlock()
-		return err
-	}
-	if err := o.cw.write(flv.Header(true, true), &o.b); err != nil {
-		o.mu.Unlock()
-		return err
-	}
-	o.ready = true
+	err := o.writeHead()
 	o.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	for {
 		err := sub.Wait(ctx)
 		if ctx.Err() != nil {
@@ -579,8 +711,37 @@ func (c *codecCheck) check(p *relay.Packet) error {
 	return nil
 }
 
+// watch discards what a viewer sends (nothing, normally) and ends the viewer when it
+// hangs up. Between reads it parks v on p, so a watching viewer holds no goroutine;
+// input, the hang-up or end (netio.Conn.Shut) runs it again. It holds one count of
+// h.wg from ServeHTTP until the viewer ends.
+func (h *Handler) watch(v *viewer, p *netio.Poller) {
+	var buf [256]byte
+	for {
+		if v.raw.Park(p, func() { h.watch(v, p) }) {
+			return
+		}
+		if _, err := v.raw.Read(buf[:]); err != nil {
+			v.end(ErrClientGone)
+			h.wg.Done()
+			return
+		}
+	}
+}
+
+// parker returns the poller viewers' readers park on, starting it on first use; nil
+// when there is none (not Linux) or h is closed.
+func (h *Handler) parker() *netio.Poller {
+	p, err := h.poller.Get()
+	if err != nil {
+		h.noPollerOnce.Do(func() { h.log.Debug().Err(err).Msg("viewers keep their goroutines: no poller") })
+	}
+	return p
+}
+
 // Close ends every viewer and waits for their goroutines until ctx is done.
 func (h *Handler) Close(ctx context.Context) error {
+	defer h.poller.Close() // after the viewers ended (each one's end took its reader back)
 	h.mu.Lock()
 	h.closed = true
 	list := make([]*viewer, 0, len(h.viewers))

@@ -146,7 +146,8 @@ func handlerGoroutines() string {
 	pprof.Lookup("goroutine").WriteTo(&buf, 2)
 	var out []string
 	for g := range strings.SplitSeq(buf.String(), "\n\n") {
-		if strings.Contains(g, "httptunnel/httpflv.(*Handler)") && !strings.Contains(g, "handlerGoroutines") {
+		if (strings.Contains(g, "httptunnel/httpflv.(*Handler)") || strings.Contains(g, "httptunnel/httpflv.(*output)")) &&
+			!strings.Contains(g, "handlerGoroutines") {
 			out = append(out, g)
 		}
 	}
@@ -214,6 +215,9 @@ func TestDisconnectFreesEverything(t *testing.T) {
 	if _, err := bufio.NewReader(c).Peek(100); err != nil {
 		t.Fatal(err)
 	}
+	// A viewer that waits holds no goroutine: ServeHTTP returned, its output runs only
+	// when there is something to write, its reader is parked on the poller.
+	waitFor(t, func() bool { return e.h.Viewers() == 1 && handlerGoroutines() == "" })
 	c.Close()
 	waitNoGoroutines(t, e)
 	if st, _ := e.hub.Stream("live/leak"); st.Subscribers[Protocol] != 0 {

@@ -189,3 +189,31 @@ func TestPollerManyConnections(t *testing.T) {
 		t.Fatalf("Parked() = %d, want 0", got)
 	}
 }
+
+// TestLazyPoller: the poller starts on first Get, is the same afterwards, and Close
+// stops it for good.
+func TestLazyPoller(t *testing.T) {
+	var l LazyPoller
+	if n := l.Parked(); n != 0 {
+		t.Fatalf("Parked() before use = %d", n)
+	}
+	p1, err := l.Get()
+	if err != nil || p1 == nil {
+		t.Fatalf("Get: %v, %v", p1, err)
+	}
+	if p2, _ := l.Get(); p2 != p1 {
+		t.Fatal("second Get returned another poller")
+	}
+	a, _ := tcpPair(t)
+	f, _ := parkedCall()
+	if !New(a).Park(p1, f) || l.Parked() != 1 {
+		t.Fatalf("Park through the lazy poller: Parked() = %d", l.Parked())
+	}
+	l.Close()
+	if p, err := l.Get(); p != nil || err != nil {
+		t.Fatalf("Get after Close: %v, %v", p, err)
+	}
+	if New(a).Park(p1, f) {
+		t.Fatal("Park on the closed poller succeeded")
+	}
+}
