@@ -288,12 +288,13 @@ func (c *conn) recoverPanic(err *error) {
 // sends something (resume).
 func (c *conn) readLoop(ctx context.Context) error {
 	for {
-		if c.w.playing() {
+		playing := c.w.playing()
+		if playing {
 			c.nc.SetReadDeadline(time.Time{})
 		} else {
 			c.nc.SetReadDeadline(time.Now().Add(c.cfg.IdleTimeout))
 		}
-		if c.park() {
+		if playing && c.park() {
 			return errParked
 		}
 		m, err := c.cr.ReadMessage()
@@ -316,14 +317,14 @@ func (c *conn) readLoop(ctx context.Context) error {
 	}
 }
 
-// park hands a waiting player to the server's poller (relay/netio.Poller) instead of
-// keeping this goroutine blocked in a read: a player sends next to nothing once it
+// park hands a playing connection to the server's poller (relay/netio.Poller) instead
+// of keeping this goroutine blocked in a read: a player sends next to nothing once it
 // plays, and its output needs no goroutine of its own either (the lazy writer). It
 // reports whether the connection parked; the caller must then return at once.
-// Publishers, connections not playing (their idle timeout runs) and anything but
-// plain TCP never park.
+// Publishers and anything but plain TCP never park; connections that do not play are
+// not offered (their idle timeout runs).
 func (c *conn) park() bool {
-	if c.poller == nil || !c.w.playing() {
+	if c.poller == nil {
 		return false
 	}
 	for _, ns := range c.streams {

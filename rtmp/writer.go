@@ -67,10 +67,9 @@ type writer struct {
 	// no goroutine while it has nothing to do: run parks (returns) when it finds no
 	// work, and kick starts it again. Waiting players then cost no goroutine stack for
 	// their output.
-	lazy    bool            // immutable
-	ctx     context.Context // immutable after start: the context run gets
-	running atomic.Bool     // a run goroutine is active, or the writer has ended for good
-	dirty   atomic.Bool     // kick was called since run last looked for work
+	lazy   bool            // immutable
+	ctx    context.Context // immutable after start: the context run gets
+	runner relay.Lazy      // a lazy writer's run goroutine
 }
 
 // errParked is returned by a loop that parked, a lazy writer's or a connection's
@@ -109,7 +108,9 @@ func putScratch(sc *scratch) {
 }
 
 func newWriter(c *conn) *writer {
-	return &writer{c: c, wake: make(chan struct{}, 1), done: make(chan struct{}), lazy: c.raw != nil}
+	w := &writer{c: c, wake: make(chan struct{}, 1), done: make(chan struct{}), lazy: c.raw != nil}
+	w.runner.Run = func() { w.run(w.ctx) }
+	return w
 }
 
 // start starts the writer with ctx: its goroutine for good, or a lazy writer's first
@@ -123,25 +124,10 @@ func (w *writer) start(ctx context.Context) {
 	w.kick()
 }
 
-// kick makes a lazy writer look for work: it starts run unless run is active, in
-// which case run looks again before it parks. Safe from any goroutine, also with
-// locks held (relay.SubscribeOptions.OnWake); it never blocks.
-func (w *writer) kick() {
-	w.dirty.Store(true)
-	if w.running.CompareAndSwap(false, true) {
-		go w.run(w.ctx)
-	}
-}
-
-// park is called by a lazy writer's run that found nothing to do. It reports true
-// when run must return: nothing is left, or a kick already started another run.
-func (w *writer) park(sub *relay.Subscriber) bool {
-	w.running.Store(false)
-	if !w.dirty.Load() && !w.hasPending.Load() && (sub == nil || sub.Idle()) {
-		return true
-	}
-	return !w.running.CompareAndSwap(false, true)
-}
+// kick makes a lazy writer look for work (relay.Lazy.Kick): it starts run unless run
+// is active, in which case run looks again before it parks. Safe from any goroutine,
+// also with locks held (relay.SubscribeOptions.OnWake); it never blocks.
+func (w *writer) kick() { w.runner.Kick() }
 
 // wakeHook returns the relay.SubscribeOptions.OnWake for a play on this connection:
 // kick for a lazy writer, nil otherwise (run then waits in Subscriber.Wait).
@@ -262,7 +248,7 @@ func (w *writer) run(ctx context.Context) {
 		}
 		w.err = err
 		w.c.close()
-		close(w.done) // running stays true: no kick starts run again
+		close(w.done) // the runner stays running: no kick starts run again
 	}()
 	err = w.loop(ctx)
 }
@@ -276,7 +262,7 @@ func (w *writer) loop(ctx context.Context) error {
 	defer func() { unwake() }()
 	for {
 		if w.lazy {
-			w.dirty.Store(false) // what is there now, this round sees
+			w.runner.Round() // what is there now, this round sees
 		}
 		w.mu.Lock()
 		ctrl := w.pending
@@ -329,7 +315,9 @@ func (w *writer) loop(ctx context.Context) error {
 			return w.endPlay(rerr, sid)
 		}
 		if w.lazy && !sent {
-			if w.park(sub) {
+			// Replies and the end of a play kick; only the subscriber's queue and its
+			// PlayWait clock are left to look at.
+			if w.runner.Park(func() bool { return sub == nil || sub.Idle() }) {
 				return errParked
 			}
 			continue

@@ -248,7 +248,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if lazy {
 		h.wg.Add(2) // the output until the viewer ends (ended), and the reader (watch)
 		out.ctx, out.sub = ctx, sub
-		out.ended = func(err error) { h.ended(ctx, v, sub, err, log, true) }
+		out.ended = func(err error) {
+			h.ended(ctx, v, sub, err, log)
+			h.wg.Done()
+		}
 		go out.run() // running was set by newOutput: kicks until now only marked work
 		go h.watch(v, poller)
 		return
@@ -260,13 +263,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		v.end(ErrClientGone)
 	})
 	err = h.stream(ctx, sub, out)
-	h.ended(ctx, v, sub, err, log, false)
+	h.ended(ctx, v, sub, err, log)
 }
 
 // ended finishes a viewer whose output stopped for err: it ends the viewer, logs why
-// and unregisters it. For a lazy output it also releases the output's count of h.wg
-// (otherwise the handler goroutine's deferred Done does).
-func (h *Handler) ended(ctx context.Context, v *viewer, sub *relay.Subscriber, err error, log zerolog.Logger, lazy bool) {
+// and unregisters it.
+func (h *Handler) ended(ctx context.Context, v *viewer, sub *relay.Subscriber, err error, log zerolog.Logger) {
 	v.end(err)
 	if c := context.Cause(ctx); c != nil {
 		err = c
@@ -280,9 +282,6 @@ func (h *Handler) ended(ctx context.Context, v *viewer, sub *relay.Subscriber, e
 	ev.AnErr("reason", err).Int64("packets", ss.Packets).Int64("dropped", ss.Dropped).Msg("viewer left")
 	sub.CloseReason(relay.EndReasonOf(err)) // why it ended, for Hub.SubscriberEnds
 	h.remove(v)
-	if lazy {
-		h.wg.Done()
-	}
 }
 
 // authorize asks Config.Access about a viewer of key and returns the key to serve
@@ -445,41 +444,36 @@ type output struct {
 	// A lazy output (plain TCP) has no goroutine of its own while it has nothing to
 	// do: kick starts run, which does what stream does, and returns (parks) as soon
 	// as it finds no work, or finishes the viewer (ended).
-	lazy    bool              // immutable
-	ctx     context.Context   // immutable once run starts: the viewer's
-	sub     *relay.Subscriber // immutable once run starts
-	ended   func(err error)   // immutable once run starts: Handler.ended for this viewer
-	running atomic.Bool       // run is active, or the viewer has ended for good
-	dirty   atomic.Bool       // kick was called since run last looked for work
+	ctx    context.Context   // immutable once run starts: the viewer's
+	sub    *relay.Subscriber // immutable once run starts
+	ended  func(err error)   // immutable once run starts: finishes the viewer
+	runner relay.Lazy        // a lazy output's run goroutine
 }
 
 func (h *Handler) newOutput(conn net.Conn, raw *netio.Conn, lazy bool) *output {
 	o := &output{
 		cw:     chunkWriter{conn: conn, raw: raw, timeout: h.cfg.WriteTimeout},
 		frames: make([]relay.Frame, 0, h.cfg.BatchFrames),
-		lazy:   lazy,
 	}
-	// ServeHTTP starts the first run itself once the viewer is set up; until then a
-	// kick only marks work.
-	o.running.Store(lazy)
+	o.runner.Run = o.run
+	if lazy {
+		// ServeHTTP starts the first run itself once the viewer is set up; until then
+		// a kick only marks work.
+		o.runner.Hold()
+	}
 	return o
 }
 
-// kick makes a lazy output look for work: it starts run unless run is active (which
-// then looks again before it parks). It never blocks; it may be called with locks
-// held (relay.SubscribeOptions.OnWake).
-func (o *output) kick() {
-	o.dirty.Store(true)
-	if o.running.CompareAndSwap(false, true) {
-		go o.run()
-	}
-}
+// kick makes a lazy output look for work (relay.Lazy.Kick): it starts run unless run
+// is active (which then looks again before it parks). It never blocks; it may be
+// called with locks held (relay.SubscribeOptions.OnWake).
+func (o *output) kick() { o.runner.Kick() }
 
 // run is a lazy output's turn: it writes the response head on the first turn, then
 // what is queued, and parks when nothing is left; when the viewer ends it finishes it.
 func (o *output) run() {
 	if err := o.loop(); err != errParked {
-		o.ended(err) // running stays true: no kick starts run again
+		o.ended(err) // the runner stays running: no kick starts run again
 	}
 }
 
@@ -488,7 +482,7 @@ var errParked = errors.New("httpflv: output parked")
 
 func (o *output) loop() error {
 	for {
-		o.dirty.Store(false)
+		o.runner.Round()
 		if err := o.ctx.Err(); err != nil {
 			return err
 		}
@@ -515,12 +509,9 @@ func (o *output) loop() error {
 		if err != nil {
 			return err
 		}
-		o.running.Store(false)
-		if !o.dirty.Load() && o.sub.Idle() && o.ctx.Err() == nil {
+		// The viewer's end kicks (viewer.end); only the subscriber is left to look at.
+		if o.runner.Park(o.sub.Idle) {
 			return errParked
-		}
-		if !o.running.CompareAndSwap(false, true) {
-			return errParked // a kick started another run
 		}
 	}
 }
